@@ -1,0 +1,236 @@
+//! The error type of spindle.
+//!
+//! Every fallible operation of the runtime returns [`Result<T>`]. An [`Error`]
+//! is cheap to clone (one reference count), so the same failure can be handed
+//! to every awaiter of a task, to `exception()` and to done callbacks, the way
+//! asyncio hands the same exception object to all of them.
+//!
+//! User errors of any type that implements `std::error::Error` convert into an
+//! [`Error`] with `?` and can be recovered with [`Error::downcast_ref`].
+
+use std::fmt;
+use std::sync::Arc;
+
+/// `Result<T, spindle::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `Ok(value)` with the error type fixed to [`Error`], for async blocks whose
+/// error type cannot be inferred.
+///
+/// ```
+/// let answer = spindle::run(async { spindle::Ok(42) }).unwrap();
+/// assert_eq!(answer, 42);
+/// ```
+#[allow(non_snake_case)]
+pub fn Ok<T>(value: T) -> Result<T> {
+    Result::Ok(value)
+}
+
+/// What kind of failure an [`Error`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The task or future was cancelled (asyncio's `CancelledError`).
+    Cancelled,
+    /// A task panicked; the payload's message is kept.
+    Panicked,
+    /// The operation is not valid in the object's current state (asyncio's
+    /// `InvalidStateError`), e.g. `result()` on a pending task.
+    InvalidState,
+    /// An argument was rejected (asyncio's `ValueError`/`TypeError`).
+    InvalidArgument,
+    /// The runtime has shut down, or no runtime is running on this thread
+    /// (asyncio's `RuntimeError` for a missing or closed loop).
+    Runtime,
+    /// A user error, wrapped from any `std::error::Error`.
+    Other,
+}
+
+/// A failure of a task or of a runtime operation.
+///
+/// ```
+/// use spindle::{Error, ErrorKind};
+/// let err = Error::cancelled(Some("stop".into()));
+/// assert!(err.is_cancelled());
+/// assert_eq!(err.kind(), ErrorKind::Cancelled);
+/// assert_eq!(err.cancel_message(), Some("stop"));
+/// ```
+#[derive(Clone)]
+pub struct Error {
+    repr: Arc<Repr>,
+}
+
+enum Repr {
+    Cancelled(Option<Arc<str>>),
+    Panicked(String),
+    InvalidState(String),
+    InvalidArgument(String),
+    Runtime(String),
+    Other(Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl Error {
+    fn new(repr: Repr) -> Self {
+        Error {
+            repr: Arc::new(repr),
+        }
+    }
+
+    /// A cancellation, optionally carrying the message given to `cancel`.
+    pub fn cancelled(message: Option<Arc<str>>) -> Self {
+        Self::new(Repr::Cancelled(message))
+    }
+
+    /// An invalid-state error with a description.
+    pub fn invalid_state(what: impl Into<String>) -> Self {
+        Self::new(Repr::InvalidState(what.into()))
+    }
+
+    /// An invalid-argument error with a description.
+    pub fn invalid_argument(what: impl Into<String>) -> Self {
+        Self::new(Repr::InvalidArgument(what.into()))
+    }
+
+    /// A runtime error (no runtime, runtime shut down) with a description.
+    pub fn runtime(what: impl Into<String>) -> Self {
+        Self::new(Repr::Runtime(what.into()))
+    }
+
+    /// Wraps a user error.
+    pub fn other(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::new(Repr::Other(Box::new(error)))
+    }
+
+    /// Wraps a user error given as a message.
+    ///
+    /// ```
+    /// let err = spindle::Error::msg("disk full");
+    /// assert_eq!(err.to_string(), "disk full");
+    /// ```
+    pub fn msg(message: impl Into<String>) -> Self {
+        Self::new(Repr::Other(message.into().into()))
+    }
+
+    pub(crate) fn panicked(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).to_string()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "Box<dyn Any>".to_string()
+        };
+        Self::new(Repr::Panicked(message))
+    }
+
+    /// The kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match &*self.repr {
+            Repr::Cancelled(_) => ErrorKind::Cancelled,
+            Repr::Panicked(_) => ErrorKind::Panicked,
+            Repr::InvalidState(_) => ErrorKind::InvalidState,
+            Repr::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Repr::Runtime(_) => ErrorKind::Runtime,
+            Repr::Other(_) => ErrorKind::Other,
+        }
+    }
+
+    /// Whether this is a cancellation.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(&*self.repr, Repr::Cancelled(_))
+    }
+
+    /// The message of a cancellation, if it carried one.
+    pub fn cancel_message(&self) -> Option<&str> {
+        match &*self.repr {
+            Repr::Cancelled(Some(message)) => Some(message),
+            _ => None,
+        }
+    }
+
+    /// The wrapped user error, if it is of type `E`.
+    ///
+    /// ```
+    /// let err = spindle::Error::from(std::io::Error::other("boom"));
+    /// assert!(err.downcast_ref::<std::io::Error>().is_some());
+    /// ```
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match &*self.repr {
+            Repr::Other(inner) => inner.downcast_ref::<E>(),
+            _ => None,
+        }
+    }
+
+    /// Whether two handles refer to the same error value.
+    pub fn ptr_eq(&self, other: &Error) -> bool {
+        Arc::ptr_eq(&self.repr, &other.repr)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.repr {
+            Repr::Cancelled(Some(message)) => write!(f, "cancelled: {message}"),
+            Repr::Cancelled(None) => f.write_str("cancelled"),
+            Repr::Panicked(message) => write!(f, "task panicked: {message}"),
+            Repr::InvalidState(what) => write!(f, "invalid state: {what}"),
+            Repr::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
+            Repr::Runtime(what) => write!(f, "runtime error: {what}"),
+            Repr::Other(inner) => fmt::Display::fmt(inner, f),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Error({:?}: {})", self.kind(), self)
+    }
+}
+
+/// Any standard error converts into an [`Error`], so `?` works on them inside
+/// tasks. (For that reason `Error` itself does not implement
+/// `std::error::Error`; use [`Error::as_std`] where one is required.)
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for Error {
+    fn from(error: E) -> Self {
+        Error::other(error)
+    }
+}
+
+impl Error {
+    /// A view of this error as a `std::error::Error`, for APIs that need one.
+    pub fn as_std(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        StdView::from_ref(self)
+    }
+}
+
+/// `Error` seen through `std::error::Error` (see [`Error::as_std`]).
+#[repr(transparent)]
+struct StdView(Error);
+
+impl StdView {
+    fn from_ref(error: &Error) -> &StdView {
+        // SAFETY: `StdView` is `repr(transparent)` over `Error`, so the two
+        // references have the same layout and validity.
+        unsafe { &*(error as *const Error as *const StdView) }
+    }
+}
+
+impl fmt::Debug for StdView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for StdView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for StdView {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &*self.0.repr {
+            Repr::Other(inner) => inner.source(),
+            _ => None,
+        }
+    }
+}

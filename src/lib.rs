@@ -1,0 +1,50 @@
+//! # spindle
+//!
+//! A multi-threaded, work-stealing task runtime with Python asyncio's task
+//! model: tasks with names and done callbacks, cancellation that is a
+//! request delivered at the next await point (so cleanup can still await),
+//! settable futures ([`Promise`]), and — in the issues to come — task
+//! groups, gather/wait/as_completed, timeouts, shield, synchronization
+//! primitives and queues, I/O, and a C ABI.
+//!
+//! ```
+//! use std::time::Instant;
+//!
+//! let result = spindle::run(async {
+//!     // Tasks run concurrently on every core.
+//!     let tasks: Vec<_> = (0..4u64)
+//!         .map(|i| spindle::task::Builder::new()
+//!             .name(format!("sum-{i}"))
+//!             .spawn(async move { spindle::Ok((0..1_000u64).map(|x| x * i).sum::<u64>()) }))
+//!         .collect();
+//!     let mut total = 0;
+//!     for task in tasks {
+//!         total += task.await?;
+//!     }
+//!     spindle::Ok(total)
+//! });
+//! assert_eq!(result.unwrap(), 499_500 * 6);
+//! ```
+//!
+//! Cancellation follows asyncio: [`AnyTask::cancel`] is a request; the
+//! task's current or next runtime await point returns an error for which
+//! [`Error::is_cancelled`] holds, once; the task may clean up (and await)
+//! before it ends, and it counts as cancelled only if it ends with that
+//! error.
+//!
+//! The mapping from asyncio to spindle is in `docs/semantics.md`.
+
+#![warn(missing_docs)]
+
+mod error;
+mod loom;
+pub mod runtime;
+mod scheduler;
+pub mod task;
+
+pub use error::{Error, ErrorKind, Ok, Result};
+pub use runtime::{run, Builder, Handle, Runtime, Unhandled, UnhandledKind};
+pub use task::{
+    all_tasks, cancellable, current_task, spawn, yield_now, AnyTask, Promise, Task, TaskId,
+    TaskState,
+};

@@ -1,0 +1,524 @@
+//! The multi-threaded work-stealing scheduler.
+//!
+//! # Design
+//!
+//! Each worker thread owns a FIFO run queue (a crossbeam-deque `Worker`), and
+//! a *LIFO slot* that holds the task most recently woken by the task running
+//! on that worker. Every worker's queue can be stolen from (the `Stealer`s
+//! and the LIFO slots sit in [`Shared::remotes`]), and a global injector
+//! takes the tasks scheduled from outside the runtime.
+//!
+//! Where a task goes when it becomes runnable ([`Schedule`]):
+//! - spawned from a worker: the back of that worker's queue. The spawner
+//!   keeps running, and the new task runs when the spawner yields or another
+//!   worker steals it (asyncio's `create_task` rule);
+//! - woken by a task on the same worker: the LIFO slot, the old occupant
+//!   moving to the back of the queue. Message passing between two tasks then
+//!   stays on one core and in cache;
+//! - woken during its own poll (`yield_now`, an exhausted budget): the back
+//!   of the queue, so it runs after everything already waiting;
+//! - from any other thread: the injector, and one sleeping worker is woken.
+//!
+//! How a worker finds its next task ([`WorkerCore::next_task`], the order of
+//! crossbeam-deque's `find_task`): every [`GLOBAL_QUEUE_INTERVAL`] ticks the
+//! injector first (so outside work is never starved by local work); then the
+//! LIFO slot, at most [`MAX_LIFO_STREAK`] times in a row (two tasks waking
+//! each other cannot starve the queue); then the local queue; then the
+//! injector; then, as a *searcher*, steal half of another worker's queue or
+//! its LIFO slot, from a random victim. The LIFO slot is stealable: a task
+//! woken by a task that then runs for a long time is not stuck behind it
+//! (tokio-rs/tokio#4941).
+//!
+//! When nothing is found the worker parks, following the protocol in
+//! [`idle`]: at most one searching worker is woken per burst of new work,
+//! at most half the workers search, and no wakeup is lost.
+//!
+//! A task that is always ready cannot starve the others: every await point
+//! of the runtime consumes one unit of a per-poll budget ([`coop`]), and when
+//! it is spent the task goes to the back of the queue.
+//!
+//! # Invariants
+//! - A task is in at most one queue or slot at a time, and then it carries
+//!   the `NOTIFIED` bit and the queue owns one reference
+//!   (see `task::state`).
+//! - Only the owning worker pushes to its queue and writes its LIFO slot;
+//!   anyone may steal from both (the slot by an atomic swap).
+//! - After [`Shared::closed`] is set, nothing new is accepted: spawns
+//!   complete at once with a runtime error, and a task pushed by a racing
+//!   wake is drained by whoever sees `closed` after its push.
+
+pub(crate) mod coop;
+mod idle;
+mod park;
+
+use crate::error::Error;
+use crate::loom::{fence, lock, AtomicBool, AtomicPtr, AtomicUsize, Condvar, Mutex};
+use crate::runtime::{context, Handle, Unhandled};
+use crate::task::completion::StoredCallback;
+use crate::task::raw::{Header, Notified, RawTask, RunOutcome, Spawn};
+use crate::task::registry::Registry;
+use crate::task::{AnyTask, TaskId};
+use crossbeam_deque::{Injector, Steal, Stealer, Worker as LocalQueue};
+use idle::Idle;
+use park::Parker;
+use std::cell::Cell;
+use std::future::Future;
+use std::ptr;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Every this many ticks a worker looks at the injector before its own queue.
+const GLOBAL_QUEUE_INTERVAL: u32 = 61;
+/// Tasks a worker may take from its LIFO slot in a row.
+const MAX_LIFO_STREAK: u32 = 3;
+
+/// Why a task is being scheduled; decides where it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Schedule {
+    /// A new task.
+    Spawn,
+    /// Woken by another task or by an event.
+    Wake,
+}
+
+/// A hook that receives reports of failures nobody handled.
+pub(crate) type ReportHook = Arc<dyn Fn(&Unhandled) + Send + Sync>;
+
+/// What the workers of one runtime share.
+pub(crate) struct Shared {
+    injector: Injector<Notified>,
+    remotes: Box<[Remote]>,
+    idle: Idle,
+    pub(crate) registry: Registry,
+    /// Unfinished tasks, visible and hidden.
+    live: AtomicUsize,
+    /// No new tasks are accepted; queues are being drained.
+    closed: AtomicBool,
+    /// Workers leave their loops.
+    stopping: AtomicBool,
+    /// Signalled when `live` drops to zero (shutdown waits on it).
+    all_done: (Mutex<()>, Condvar),
+    report_hook: ReportHook,
+}
+
+/// The parts of a worker that other threads touch.
+struct Remote {
+    stealer: Stealer<Notified>,
+    /// The LIFO slot: a task (with its queue reference) or null.
+    lifo: AtomicPtr<Header>,
+    parker: Parker,
+}
+
+impl Shared {
+    /// A scheduler for `workers` workers; returns it with the local queues
+    /// to hand to each worker thread.
+    pub(crate) fn new(
+        workers: usize,
+        report_hook: ReportHook,
+    ) -> (Arc<Shared>, Vec<LocalQueue<Notified>>) {
+        let locals: Vec<_> = (0..workers).map(|_| LocalQueue::new_fifo()).collect();
+        let remotes = locals
+            .iter()
+            .map(|local| Remote {
+                stealer: local.stealer(),
+                lifo: AtomicPtr::new(ptr::null_mut()),
+                parker: Parker::new(),
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            injector: Injector::new(),
+            remotes,
+            idle: Idle::new(workers),
+            registry: Registry::new(workers * 4),
+            live: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            all_done: (Mutex::new(()), Condvar::new()),
+            report_hook,
+        });
+        (shared, locals)
+    }
+
+    pub(crate) fn workers(&self) -> usize {
+        self.remotes.len()
+    }
+
+    /// Creates a task and queues it. Returns the task with one reference for
+    /// the caller's handle (none for hidden tasks).
+    pub(crate) fn spawn<F, T, E>(self: &Arc<Self>, future: F, spawn: Spawn) -> Option<RawTask>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Into<Error>,
+    {
+        let hidden = spawn.hidden;
+        // References: the queue's, plus the handle's and the registry's.
+        let refs = if hidden { 1 } else { 3 };
+        let raw = RawTask::allocate(future, TaskId::next(), self.clone(), spawn, refs);
+        self.live.fetch_add(1, AcqRel);
+        let accepted = if hidden {
+            !self.closed.load(SeqCst)
+        } else if self.registry.insert(raw) {
+            true
+        } else {
+            // Closed: the registry did not take its reference.
+            raw.drop_reference();
+            false
+        };
+        // SAFETY: the task is NOTIFIED and one of its references is the queue's.
+        let notified = unsafe { Notified::from_raw(raw) };
+        if accepted {
+            self.schedule(notified, Schedule::Spawn);
+        } else {
+            RawTask::complete_unrun(notified, Error::runtime("the runtime has shut down"));
+        }
+        (!hidden).then_some(raw)
+    }
+
+    /// Makes a runnable task run: locally when called on one of this
+    /// runtime's workers, through the injector otherwise.
+    pub(crate) fn schedule(&self, task: Notified, how: Schedule) {
+        let remote = context::with_worker(|worker| match worker {
+            Some(worker) if ptr::eq(&*worker.shared, self) => {
+                worker.schedule_local(task, how);
+                None
+            }
+            _ => Some(task),
+        });
+        if let Some(task) = remote {
+            self.injector.push(task);
+            fence(SeqCst);
+            if self.closed.load(SeqCst) {
+                self.drain_injector();
+            } else {
+                self.notify_parked();
+            }
+        }
+    }
+
+    fn notify_parked(&self) {
+        if let Some(index) = self.idle.worker_to_notify() {
+            self.remotes[index].parker.unpark();
+        }
+    }
+
+    fn drain_injector(&self) {
+        loop {
+            match self.injector.steal() {
+                Steal::Success(task) => drop(task),
+                Steal::Empty => break,
+                Steal::Retry => {}
+            }
+        }
+    }
+
+    /// Whether any queue, slot or the injector holds a task.
+    fn has_work(&self) -> bool {
+        !self.injector.is_empty()
+            || self
+                .remotes
+                .iter()
+                .any(|r| !r.stealer.is_empty() || !r.lifo.load(Acquire).is_null())
+    }
+
+    /// Bookkeeping when a task completes: leave the registry, count down.
+    pub(crate) fn task_finished(&self, task: RawTask) {
+        if self.registry.remove(task) {
+            task.drop_reference();
+        }
+        if self.live.fetch_sub(1, AcqRel) == 1 {
+            let _guard = lock(&self.all_done.0);
+            self.all_done.1.notify_all();
+        }
+    }
+
+    /// Runs done callbacks soon, on the runtime, in order (asyncio's
+    /// `call_soon`); inline if the runtime no longer runs tasks.
+    pub(crate) fn call_soon(self: &Arc<Self>, callbacks: Vec<StoredCallback>) {
+        if self.closed.load(SeqCst) {
+            run_callbacks(Some(self), callbacks);
+            return;
+        }
+        let shared = self.clone();
+        let future = async move {
+            run_callbacks(Some(&shared), callbacks);
+            Ok::<(), Error>(())
+        };
+        self.spawn(
+            future,
+            Spawn {
+                name: None,
+                hidden: true,
+            },
+        );
+    }
+
+    /// Hands a report of an unhandled failure to the runtime's hook.
+    pub(crate) fn report(&self, report: Unhandled) {
+        let hook = &self.report_hook;
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&report))).is_err() {
+            crate::runtime::default_report(&report);
+        }
+    }
+
+    pub(crate) fn all_tasks(&self) -> Vec<AnyTask> {
+        self.registry.snapshot()
+    }
+
+    pub(crate) fn live_tasks(&self) -> usize {
+        self.live.load(Acquire)
+    }
+
+    /// Waits until no task is unfinished, or `deadline` passes. Returns
+    /// whether every task finished.
+    pub(crate) fn wait_all_done(&self, deadline: Instant) -> bool {
+        let mut guard = lock(&self.all_done.0);
+        loop {
+            if self.live.load(Acquire) == 0 {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            // Bounded waits: a task finishing between the check and the wait
+            // is seen at the next round at the latest.
+            let wait = (deadline - now).min(Duration::from_millis(10));
+            guard = match self.all_done.1.wait_timeout(guard, wait) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    /// Stops accepting tasks and hands back the ones still registered.
+    pub(crate) fn close(&self) -> Vec<RawTask> {
+        self.closed.store(true, SeqCst);
+        let left = self.registry.close();
+        self.drain_injector();
+        left
+    }
+
+    /// Tells every worker to leave its loop.
+    pub(crate) fn stop_workers(&self) {
+        self.stopping.store(true, SeqCst);
+        for remote in self.remotes.iter() {
+            remote.parker.unpark();
+        }
+    }
+}
+
+/// Runs stored done callbacks in order; a panicking callback is reported and
+/// the next ones still run.
+pub(crate) fn run_callbacks(shared: Option<&Shared>, callbacks: Vec<StoredCallback>) {
+    for callback in callbacks {
+        let call = callback.call;
+        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
+            let report = Unhandled::callback_failed(Error::panicked(&*payload));
+            match shared {
+                Some(shared) => shared.report(report),
+                None => crate::runtime::default_report(&report),
+            }
+        }
+    }
+}
+
+/// The state of one worker, owned by its thread and reachable from the
+/// thread's context while the worker loop runs.
+pub(crate) struct WorkerCore {
+    index: usize,
+    shared: Arc<Shared>,
+    local: LocalQueue<Notified>,
+    tick: Cell<u32>,
+    lifo_streak: Cell<u32>,
+    searching: Cell<bool>,
+    rng: Cell<u64>,
+}
+
+impl WorkerCore {
+    pub(crate) fn handle(&self) -> Handle {
+        Handle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    fn schedule_local(&self, task: Notified, how: Schedule) {
+        match how {
+            Schedule::Wake => {
+                let slot = &self.shared.remotes[self.index].lifo;
+                let previous = slot.swap(task.into_raw().as_ptr() as *mut Header, AcqRel);
+                if previous.is_null() {
+                    return;
+                }
+                // SAFETY: a non-null slot holds a task with its queue reference.
+                self.local
+                    .push(unsafe { Notified::from_raw(RawTask::from_ptr(previous)) });
+            }
+            Schedule::Spawn => self.local.push(task),
+        }
+        self.shared.notify_parked();
+    }
+
+    fn take_lifo(&self) -> Option<Notified> {
+        let previous = self.shared.remotes[self.index]
+            .lifo
+            .swap(ptr::null_mut(), AcqRel);
+        // SAFETY: a non-null slot holds a task with its queue reference.
+        (!previous.is_null()).then(|| unsafe { Notified::from_raw(RawTask::from_ptr(previous)) })
+    }
+
+    fn pop_injector(&self) -> Option<Notified> {
+        loop {
+            match self.shared.injector.steal_batch_and_pop(&self.local) {
+                Steal::Success(task) => return Some(task),
+                Steal::Empty => return None,
+                Steal::Retry => {}
+            }
+        }
+    }
+
+    /// The next task from this worker's own sources.
+    fn next_task(&self) -> Option<Notified> {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        if tick % GLOBAL_QUEUE_INTERVAL == 0 {
+            if let Some(task) = self.pop_injector() {
+                self.lifo_streak.set(0);
+                return Some(task);
+            }
+        }
+        if let Some(task) = self.take_lifo() {
+            let streak = self.lifo_streak.get();
+            if streak < MAX_LIFO_STREAK {
+                self.lifo_streak.set(streak + 1);
+                return Some(task);
+            }
+            // Enough in a row: the woken task waits its turn at the back.
+            self.local.push(task);
+        }
+        self.lifo_streak.set(0);
+        self.local.pop().or_else(|| self.pop_injector())
+    }
+
+    fn random(&self) -> u64 {
+        // xorshift64: cheap, and seedable for a deterministic mode later.
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        x
+    }
+
+    /// Steals from other workers, as a searcher.
+    fn steal(&self) -> Option<Notified> {
+        if !self.searching.get() {
+            if !self.shared.idle.try_start_searching() {
+                return None;
+            }
+            self.searching.set(true);
+        }
+        let remotes = &self.shared.remotes;
+        let count = remotes.len();
+        let start = (self.random() % count as u64) as usize;
+        for _ in 0..2 {
+            let mut retry = false;
+            for offset in 0..count {
+                let victim = (start + offset) % count;
+                if victim == self.index {
+                    continue;
+                }
+                match remotes[victim].stealer.steal_batch_and_pop(&self.local) {
+                    Steal::Success(task) => return Some(task),
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+                let stolen = remotes[victim].lifo.swap(ptr::null_mut(), AcqRel);
+                if !stolen.is_null() {
+                    // SAFETY: a non-null slot holds a task with its queue reference.
+                    return Some(unsafe { Notified::from_raw(RawTask::from_ptr(stolen)) });
+                }
+            }
+            if let Some(task) = self.pop_injector() {
+                return Some(task);
+            }
+            if !retry {
+                break;
+            }
+        }
+        None
+    }
+
+    fn stop_searching(&self) {
+        if self.searching.replace(false) && self.shared.idle.stop_searching() {
+            // The last searcher found work: there may be more, wake a helper.
+            self.shared.notify_parked();
+        }
+    }
+
+    fn run_task(&self, task: Notified) {
+        self.stop_searching();
+        if let RunOutcome::Requeue(task) = RawTask::run(task) {
+            self.local.push(task);
+            self.shared.notify_parked();
+        }
+    }
+
+    /// Parks until woken with work, or until the runtime stops.
+    fn park(&self) {
+        let shared = &*self.shared;
+        shared.idle.park(self.index, self.searching.replace(false));
+        if !(shared.has_work() || shared.stopping.load(SeqCst)) {
+            loop {
+                shared.remotes[self.index].parker.park();
+                if shared.stopping.load(SeqCst) || !shared.idle.is_asleep(self.index) {
+                    break;
+                }
+            }
+        }
+        // Awake again: either a producer took this worker off the sleeper
+        // list and counted it as searching, or it does so itself now.
+        let _ = shared.idle.unpark_self(self.index);
+        self.searching.set(true);
+    }
+
+    /// The worker loop.
+    fn run(&self) {
+        while !self.shared.stopping.load(Relaxed) {
+            if let Some(task) = self.next_task().or_else(|| self.steal()) {
+                self.run_task(task);
+            } else {
+                self.park();
+            }
+        }
+    }
+
+    /// Drops whatever is left in this worker's queue and slot.
+    fn drain(&self) {
+        while let Some(task) = self.local.pop() {
+            drop(task);
+        }
+        drop(self.take_lifo());
+    }
+}
+
+/// The body of worker thread `index`.
+pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: LocalQueue<Notified>) {
+    let core = WorkerCore {
+        index,
+        shared,
+        local,
+        tick: Cell::new(0),
+        lifo_streak: Cell::new(0),
+        searching: Cell::new(false),
+        rng: Cell::new(
+            0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407),
+        ),
+    };
+    {
+        let _worker = context::enter_worker(&core);
+        core.run();
+        core.drain();
+    }
+}

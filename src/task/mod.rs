@@ -1,0 +1,574 @@
+//! Tasks: spawning, the [`Task`] handle and its asyncio surface, names, ids,
+//! introspection ([`current_task`], [`all_tasks`]) and done callbacks.
+//!
+//! A task is a spawned future whose output is `Result<T, E>` with
+//! `E: Into<Error>`. It *fails* when it returns `Err` or panics, and it is
+//! *cancelled* when it ends with [`Error::is_cancelled`]. Dropping a [`Task`]
+//! handle detaches the task: it keeps running.
+//!
+//! ```
+//! let total = spindle::run(async {
+//!     let a = spindle::spawn(async { spindle::Ok(20) });
+//!     let b = spindle::task::Builder::new().name("b").spawn(async { spindle::Ok(22) });
+//!     assert_eq!(b.name(), "b");
+//!     spindle::Ok(a.await? + b.await?)
+//! })
+//! .unwrap();
+//! assert_eq!(total, 42);
+//! ```
+
+mod cancel;
+pub(crate) mod completion;
+mod promise;
+pub(crate) mod raw;
+pub(crate) mod registry;
+pub(crate) mod state;
+
+pub use cancel::{cancellable, yield_now, Cancellable, YieldNow};
+pub use promise::Promise;
+
+use crate::error::{Error, Result};
+use crate::loom::lock;
+use crate::runtime::{context, Handle};
+use completion::{Status, StoredCallback};
+use raw::{Header, RawTask};
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::num::NonZeroU64;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// A task's id: unique in the process, increasing in spawn order.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct TaskId(NonZeroU64);
+
+impl TaskId {
+    pub(crate) fn next() -> TaskId {
+        // Not part of any protocol: a plain std counter (see crate::loom).
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        TaskId(NonZeroU64::new(id).expect("task id counter overflowed"))
+    }
+
+    /// The id as a number.
+    pub fn as_u64(self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+pub(crate) fn name_of(header: &Header) -> String {
+    match &header.name {
+        Some(name) => name.to_string(),
+        None => format!("Task-{}", header.id),
+    }
+}
+
+/// Where a task is in its life, as seen by [`AnyTask::state`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskState {
+    /// Queued to run (including spawned but not started).
+    Scheduled,
+    /// Being polled by a worker right now.
+    Running,
+    /// Suspended at an await point, waiting for a wake.
+    Waiting,
+    /// Finished with a value.
+    Succeeded,
+    /// Finished with an error other than cancellation.
+    Failed,
+    /// Finished cancelled.
+    Cancelled,
+}
+
+/// An untyped handle to a task: everything of [`Task`] but the typed result.
+/// Returned by [`current_task`] and [`all_tasks`]; a [`Task`] derefs to it.
+pub struct AnyTask {
+    raw: RawTask,
+}
+
+impl AnyTask {
+    /// Takes over one reference held by the caller.
+    pub(crate) fn from_raw(raw: RawTask) -> AnyTask {
+        AnyTask { raw }
+    }
+
+    /// A new handle to a task the caller keeps alive.
+    pub(crate) fn clone_from_raw(raw: RawTask) -> AnyTask {
+        raw.header().state.ref_inc();
+        AnyTask { raw }
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.raw.header().id
+    }
+
+    /// The task's name: the one given at spawn, or `Task-<id>`.
+    pub fn name(&self) -> String {
+        name_of(self.raw.header())
+    }
+
+    /// Whether the task has finished (with a value, an error or cancelled).
+    pub fn done(&self) -> bool {
+        self.raw.header().state.load().is_complete()
+    }
+
+    /// Whether the task finished cancelled. A cancel request alone does not
+    /// make a task cancelled: it must end with the cancellation error.
+    pub fn cancelled(&self) -> bool {
+        self.done() && lock(&self.raw.header().aux).completion.is_cancelled()
+    }
+
+    /// Requests cancellation, like asyncio's `Task.cancel()`: the task's
+    /// current or next await point of the runtime returns a cancellation
+    /// error, once. Returns `false` if the task is already done.
+    pub fn cancel(&self) -> bool {
+        self.raw.cancel(None)
+    }
+
+    /// Requests cancellation carrying a message, which the cancellation error
+    /// (and everyone awaiting the task) will see. The first message of the
+    /// pending request wins.
+    pub fn cancel_with(&self, message: impl Into<String>) -> bool {
+        self.raw.cancel(Some(Arc::from(message.into())))
+    }
+
+    /// The number of cancel requests not withdrawn by [`uncancel`](Self::uncancel).
+    pub fn cancelling(&self) -> u32 {
+        lock(&self.raw.header().aux).cancel_requests
+    }
+
+    /// Withdraws one cancel request and returns the remaining count. When it
+    /// reaches zero before delivery, the pending cancellation is withdrawn.
+    pub fn uncancel(&self) -> u32 {
+        self.raw.uncancel()
+    }
+
+    /// Hard abort: drop the task's future at its next run, without letting
+    /// its cleanup await. The task ends cancelled with the message "aborted".
+    /// Returns `false` if the task is already done.
+    pub fn abort(&self) -> bool {
+        self.raw.abort()
+    }
+
+    /// The task's error, like asyncio's `Task.exception()`: `Ok(None)` if it
+    /// succeeded, `Ok(Some(e))` if it failed, `Err(Cancelled)` if it was
+    /// cancelled, `Err(InvalidState)` if it is not done yet. Reading a
+    /// failure marks it retrieved.
+    pub fn exception(&self) -> Result<Option<Error>> {
+        let mut aux = lock(&self.raw.header().aux);
+        match &aux.completion.status {
+            Status::Pending => Err(Error::invalid_state("the task is not done yet")),
+            Status::Succeeded => Ok(None),
+            Status::Failed(e) if e.is_cancelled() => Err(e.clone()),
+            Status::Failed(_) => Ok(aux.completion.read_error()),
+        }
+    }
+
+    /// Where the task is in its life.
+    pub fn state(&self) -> TaskState {
+        let snapshot = self.raw.header().state.load();
+        if snapshot.is_complete() {
+            return match &lock(&self.raw.header().aux).completion.status {
+                Status::Succeeded | Status::Pending => TaskState::Succeeded,
+                Status::Failed(e) if e.is_cancelled() => TaskState::Cancelled,
+                Status::Failed(_) => TaskState::Failed,
+            };
+        }
+        if snapshot.is_running() {
+            TaskState::Running
+        } else if snapshot.is_notified() {
+            TaskState::Scheduled
+        } else {
+            TaskState::Waiting
+        }
+    }
+
+    fn is_same_as_current(&self) -> bool {
+        context::current_task_ptr() == Some(self.raw.as_ptr())
+    }
+}
+
+impl Clone for AnyTask {
+    fn clone(&self) -> Self {
+        AnyTask::clone_from_raw(self.raw)
+    }
+}
+
+impl Drop for AnyTask {
+    fn drop(&mut self) {
+        self.raw.drop_reference();
+    }
+}
+
+impl PartialEq for AnyTask {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl Eq for AnyTask {}
+
+impl std::hash::Hash for AnyTask {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id().hash(state);
+    }
+}
+
+impl fmt::Debug for AnyTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+/// A handle to a spawned task whose body produces `T` (asyncio's `Task`).
+///
+/// Await it to get the task's result. Awaiting is a cancellation point with
+/// asyncio's rule: if the awaiting task is cancelled, the awaited task is
+/// cancelled with the same message and still awaited, and its outcome is
+/// the outcome of the await. Handles can be cloned; the first await (or
+/// [`take_result`](Self::take_result)) moves the value out, later ones get an
+/// invalid-state error (use [`result`](Self::result) for `T: Clone`).
+///
+/// All the untyped methods (`id`, `name`, `cancel`, ...) come from
+/// [`AnyTask`] through `Deref`.
+pub struct Task<T> {
+    any: AnyTask,
+    /// The waiter slot of this handle's pending await, if any.
+    wait_key: Option<usize>,
+    _output: PhantomData<fn() -> T>,
+}
+
+// SAFETY: the output `T` is only moved out under the task's lock, so sharing
+// or sending a handle is safe when `T: Send`.
+unsafe impl<T: Send> Send for Task<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Task<T> {}
+
+impl<T> Task<T> {
+    fn from_raw(raw: RawTask) -> Task<T> {
+        Task {
+            any: AnyTask::from_raw(raw),
+            wait_key: None,
+            _output: PhantomData,
+        }
+    }
+
+    /// The untyped handle.
+    pub fn as_any(&self) -> &AnyTask {
+        &self.any
+    }
+
+    /// Reads the outcome under the lock; `take` moves the value out.
+    fn read_outcome(&self, aux: &mut raw::Aux, take: bool) -> Option<Result<T>>
+    where
+        T: Clone,
+    {
+        self.read_outcome_with(aux, |slot| if take { slot.take() } else { slot.clone() })
+    }
+
+    fn read_outcome_with(
+        &self,
+        aux: &mut raw::Aux,
+        read: impl FnOnce(&mut Option<T>) -> Option<T>,
+    ) -> Option<Result<T>> {
+        match &aux.completion.status {
+            Status::Pending => None,
+            Status::Failed(_) => aux.completion.read_error().map(Err),
+            Status::Succeeded => {
+                // SAFETY: the aux lock is held and `T` is this task's output type.
+                let slot = unsafe { &mut *self.any.raw.output::<T>() };
+                Some(read(slot).ok_or_else(|| {
+                    Error::invalid_state("the task's result was already taken by another await")
+                }))
+            }
+        }
+    }
+
+    /// The task's result, like asyncio's `Task.result()`: the value (cloned),
+    /// or the error it failed with, or the cancellation; an invalid-state
+    /// error if the task is not done.
+    pub fn result(&self) -> Result<T>
+    where
+        T: Clone,
+    {
+        let mut aux = lock(&self.any.raw.header().aux);
+        self.read_outcome(&mut aux, false)
+            .unwrap_or_else(|| Err(Error::invalid_state("the task is not done yet")))
+    }
+
+    /// Like [`result`](Self::result) but moves the value out, for `T` that is
+    /// not `Clone`. Later reads of the value fail with an invalid-state error.
+    pub fn take_result(&self) -> Result<T> {
+        let mut aux = lock(&self.any.raw.header().aux);
+        self.read_outcome_with(&mut aux, Option::take)
+            .unwrap_or_else(|| Err(Error::invalid_state("the task is not done yet")))
+    }
+
+    /// Registers a callback to run when the task is done (asyncio's
+    /// `add_done_callback`). Callbacks run after completion, on the worker
+    /// that completed the task, in registration order, before the task's
+    /// awaiters wake (so they can read the result); one added to a done task
+    /// runs soon. A callback that panics is reported and the others still
+    /// run. Keep callbacks short: they run on a worker thread.
+    ///
+    /// ```
+    /// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+    /// let seen = Arc::new(AtomicBool::new(false));
+    /// let flag = seen.clone();
+    /// spindle::run(async move {
+    ///     let task = spindle::spawn(async { spindle::Ok(1) });
+    ///     task.add_done_callback(move |t: &spindle::Task<i32>| {
+    ///         flag.store(t.result().unwrap() == 1, Ordering::SeqCst);
+    ///     });
+    ///     task.await?;
+    ///     spindle::Ok(())
+    /// }).unwrap();
+    /// assert!(seen.load(Ordering::SeqCst));
+    /// ```
+    pub fn add_done_callback(&self, callback: impl Into<DoneCallback<Task<T>>>)
+    where
+        T: Send + 'static,
+    {
+        let callback = callback.into();
+        let handle = self.clone();
+        let key = callback.key();
+        self.any.raw.add_callback(StoredCallback {
+            key,
+            call: Box::new(move || (callback.0)(&handle)),
+        });
+    }
+
+    /// Removes every registration of `callback`; returns how many there were.
+    pub fn remove_done_callback(&self, callback: &DoneCallback<Task<T>>) -> usize {
+        lock(&self.any.raw.header().aux)
+            .completion
+            .remove_callbacks(callback.key())
+    }
+}
+
+impl<T> Clone for Task<T> {
+    fn clone(&self) -> Self {
+        Task {
+            any: self.any.clone(),
+            wait_key: None,
+            _output: PhantomData,
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Task<T> {
+    type Target = AnyTask;
+    fn deref(&self) -> &AnyTask {
+        &self.any
+    }
+}
+
+impl<T> fmt::Debug for Task<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.any.fmt(f)
+    }
+}
+
+impl<T> Future for Task<T> {
+    type Output = Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        if self.any.is_same_as_current() {
+            return Poll::Ready(Err(Error::invalid_state("a task cannot await itself")));
+        }
+        std::task::ready!(crate::scheduler::coop::poll_proceed(cx));
+        let this = &mut *self;
+        let header = this.any.raw.header();
+        if header.state.load().is_complete() {
+            let mut aux = lock(&header.aux);
+            aux.completion.unregister(&mut this.wait_key);
+            if let Some(outcome) = this.read_outcome_with(&mut aux, Option::take) {
+                return Poll::Ready(outcome);
+            }
+        }
+        // A cancel of the awaiting task is passed on to the awaited task,
+        // which is still awaited (asyncio's rule for awaiting a task).
+        if let Some(cancel) = context::take_current_cancel() {
+            this.any.raw.cancel(cancel.cancel_message().map(Arc::from));
+        }
+        let mut aux = lock(&header.aux);
+        if let Some(outcome) = this.read_outcome_with(&mut aux, Option::take) {
+            aux.completion.unregister(&mut this.wait_key);
+            return Poll::Ready(outcome);
+        }
+        aux.completion.register(&mut this.wait_key, cx.waker());
+        Poll::Pending
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        if self.wait_key.is_some() {
+            lock(&self.any.raw.header().aux)
+                .completion
+                .unregister(&mut self.wait_key);
+        }
+    }
+}
+
+/// A done callback that can be registered and later removed by identity
+/// (asyncio's `remove_done_callback(cb)` removes every registration of `cb`).
+/// Closures convert into it; keep a clone to remove it later.
+///
+/// ```
+/// use spindle::task::DoneCallback;
+/// spindle::run(async {
+///     let task = spindle::spawn(std::future::pending::<spindle::Result<()>>());
+///     let cb: DoneCallback<spindle::Task<()>> = DoneCallback::new(|_t| {});
+///     task.add_done_callback(cb.clone());
+///     task.add_done_callback(cb.clone());
+///     assert_eq!(task.remove_done_callback(&cb), 2);
+///     task.cancel();
+///     spindle::Ok(())
+/// }).unwrap();
+/// ```
+pub struct DoneCallback<H>(Arc<dyn Fn(&H) + Send + Sync>);
+
+impl<H> DoneCallback<H> {
+    /// Wraps a function.
+    pub fn new(f: impl Fn(&H) + Send + Sync + 'static) -> Self {
+        DoneCallback(Arc::new(f))
+    }
+
+    fn key(&self) -> usize {
+        Arc::as_ptr(&self.0) as *const () as usize
+    }
+
+    pub(crate) fn call(&self, handle: &H) {
+        (self.0)(handle)
+    }
+}
+
+impl<H> Clone for DoneCallback<H> {
+    fn clone(&self) -> Self {
+        DoneCallback(self.0.clone())
+    }
+}
+
+impl<H, F: Fn(&H) + Send + Sync + 'static> From<F> for DoneCallback<H> {
+    fn from(f: F) -> Self {
+        DoneCallback::new(f)
+    }
+}
+
+/// Settings for a task to spawn: its name.
+///
+/// ```
+/// spindle::run(async {
+///     let t = spindle::task::Builder::new().name("fetch-a").spawn(async { spindle::Ok(()) });
+///     assert_eq!(t.name(), "fetch-a");
+///     t.await
+/// }).unwrap();
+/// ```
+#[derive(Default, Debug, Clone)]
+pub struct Builder {
+    name: Option<Arc<str>>,
+}
+
+impl Builder {
+    /// Default settings: the task is named `Task-<id>`.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the task.
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(Arc::from(name.into()));
+        self
+    }
+
+    /// Spawns on the current runtime (see [`spawn`]).
+    ///
+    /// # Panics
+    /// Outside a runtime; use [`Handle::spawn_with`] or
+    /// [`try_spawn`](Self::try_spawn) there.
+    pub fn spawn<F, T, E>(self, future: F) -> Task<T>
+    where
+        F: Future<Output = std::result::Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Into<Error>,
+    {
+        match self.try_spawn(future) {
+            Ok(task) => task,
+            Err(e) => panic!("spindle::spawn: {e}"),
+        }
+    }
+
+    /// Spawns on the current runtime; an error outside a runtime.
+    pub fn try_spawn<F, T, E>(self, future: F) -> Result<Task<T>>
+    where
+        F: Future<Output = std::result::Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Into<Error>,
+    {
+        let handle = Handle::try_current()?;
+        Ok(handle.spawn_with(self, future))
+    }
+
+    pub(crate) fn into_spawn(self) -> raw::Spawn {
+        raw::Spawn {
+            name: self.name,
+            hidden: false,
+        }
+    }
+}
+
+/// Spawns a task on the current runtime, like asyncio's `create_task`.
+///
+/// The task does not run before its creator reaches an await point that
+/// yields, or another worker picks it up. Its handle can be awaited,
+/// inspected and cancelled; dropping the handle detaches the task.
+///
+/// On a runtime that has shut down, the returned task is already done and
+/// failed with a runtime error.
+///
+/// # Panics
+/// Outside a runtime (no runtime on this thread). [`Builder::try_spawn`]
+/// returns that as an error instead.
+pub fn spawn<F, T, E>(future: F) -> Task<T>
+where
+    F: Future<Output = std::result::Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: Into<Error>,
+{
+    Builder::new().spawn(future)
+}
+
+pub(crate) fn task_from_raw<T>(raw: RawTask) -> Task<T> {
+    Task::from_raw(raw)
+}
+
+/// The task running on this thread (asyncio's `current_task()`): `Ok(None)`
+/// on a runtime thread outside any task, an error outside a runtime.
+pub fn current_task() -> Result<Option<AnyTask>> {
+    if let Some(raw) = context::current_task_raw() {
+        return Ok(Some(AnyTask::clone_from_raw(raw)));
+    }
+    Handle::try_current().map(|_| None)
+}
+
+/// A snapshot of the runtime's unfinished tasks, including ones not started
+/// yet and suspended ones (asyncio's `all_tasks()`). An error outside a
+/// runtime.
+pub fn all_tasks() -> Result<Vec<AnyTask>> {
+    Ok(Handle::try_current()?.all_tasks())
+}

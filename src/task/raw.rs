@@ -1,0 +1,502 @@
+//! The raw task: one heap allocation holding the header, the output slot and
+//! the future, and the type-erased operations on it.
+//!
+//! ```text
+//! Cell<F, T> (repr(C))
+//! +-------------------------------+  <- NonNull<Header> points here
+//! | Prefix<T>                     |
+//! |   Header   state, vtable, id, |     non-generic: what the scheduler,
+//! |            runtime, name, aux |     wakers and untyped handles touch
+//! |   output   Option<T>          |     read by Task<T>, under the aux lock
+//! | future     Option<F>          |     touched only by the running worker
+//! +-------------------------------+
+//! ```
+//!
+//! `Prefix<T>` is a `repr(C)` prefix of `Cell<F, T>`, so a `Task<T>` that does
+//! not know `F` can still reach the output slot.
+
+use super::completion::{Completion, Status, StoredCallback};
+use super::state::{IdleAction, State, WakeAction};
+use super::TaskId;
+use crate::error::Error;
+use crate::loom::{lock, Mutex};
+use crate::scheduler::{Schedule, Shared};
+use std::cell::UnsafeCell;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+
+/// The non-generic part of every task.
+#[repr(C)]
+pub(crate) struct Header {
+    pub(crate) state: State,
+    vtable: &'static Vtable,
+    pub(crate) id: TaskId,
+    /// The runtime the task belongs to (where wakes schedule it).
+    pub(crate) shared: Arc<Shared>,
+    /// The name given at spawn; `None` means the default `Task-<id>`.
+    pub(crate) name: Option<Arc<str>>,
+    /// Cancellation bookkeeping and the completion record.
+    pub(crate) aux: Mutex<Aux>,
+    /// Whether the body was polled at least once. Only the worker that holds
+    /// the task in the `RUNNING` state reads or writes it.
+    started: UnsafeCell<bool>,
+    /// The task's slot in the runtime's registry, `None` when not registered.
+    /// Guarded by the lock of the registry shard the task belongs to.
+    pub(crate) registry_key: UnsafeCell<Option<usize>>,
+}
+
+/// State under the task's lock.
+pub(crate) struct Aux {
+    pub(crate) completion: Completion,
+    /// asyncio's `cancelling()` count: cancel requests not withdrawn by `uncancel`.
+    pub(crate) cancel_requests: u32,
+    /// The message of the first pending cancel request.
+    pub(crate) cancel_message: Option<Arc<str>>,
+}
+
+#[repr(C)]
+struct Prefix<T> {
+    header: Header,
+    output: UnsafeCell<Option<T>>,
+}
+
+#[repr(C)]
+struct Cell<F, T> {
+    prefix: Prefix<T>,
+    future: UnsafeCell<Option<F>>,
+}
+
+struct Vtable {
+    /// Polls the future once; on `Ready` the task has been completed.
+    poll: unsafe fn(NonNull<Header>, &mut Context<'_>) -> Poll<()>,
+    /// Drops the future without polling it and completes with the error.
+    abort: unsafe fn(NonNull<Header>, Error),
+    /// Frees the allocation.
+    dealloc: unsafe fn(NonNull<Header>),
+}
+
+/// A pointer to a task that does not own a reference by itself. Types built
+/// on it ([`Notified`], handles, wakers) own one reference each.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawTask {
+    ptr: NonNull<Header>,
+}
+
+// SAFETY: everything reachable through the header is `Sync` (atomics, a mutex,
+// an `Arc`, immutable fields) or only touched by the worker that owns the
+// `RUNNING` state; the future and output are `Send` (required at spawn).
+unsafe impl Send for RawTask {}
+// SAFETY: see `Send`.
+unsafe impl Sync for RawTask {}
+
+/// Spawn-time settings of a task.
+pub(crate) struct Spawn {
+    pub(crate) name: Option<Arc<str>>,
+    /// Internal tasks (done-callback runners) are not listed in `all_tasks`,
+    /// are not cancelled at shutdown and have no handle.
+    pub(crate) hidden: bool,
+}
+
+impl RawTask {
+    /// Allocates a task. Its state holds `refs` references and is `NOTIFIED`.
+    pub(crate) fn allocate<F, T, E>(
+        future: F,
+        id: TaskId,
+        shared: Arc<Shared>,
+        spawn: Spawn,
+        refs: usize,
+    ) -> RawTask
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Into<Error>,
+    {
+        let cell = Box::new(Cell::<F, T> {
+            prefix: Prefix::<T> {
+                header: Header {
+                    state: State::new(refs),
+                    vtable: &Vtable {
+                        poll: poll::<F, T, E>,
+                        abort: abort::<F, T>,
+                        dealloc: dealloc::<F, T>,
+                    },
+                    id,
+                    shared,
+                    name: spawn.name,
+                    aux: Mutex::new(Aux {
+                        completion: Completion::new(),
+                        cancel_requests: 0,
+                        cancel_message: None,
+                    }),
+                    started: UnsafeCell::new(false),
+                    registry_key: UnsafeCell::new(None),
+                },
+                output: UnsafeCell::new(None),
+            },
+            future: UnsafeCell::new(Some(future)),
+        });
+        let ptr = NonNull::from(Box::leak(cell)).cast::<Header>();
+        RawTask { ptr }
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: a `RawTask` is only used while some reference keeps the
+        // allocation alive (the caller's handle, waker or queue entry).
+        unsafe { self.ptr.as_ref() }
+    }
+
+    pub(crate) fn as_ptr(&self) -> *const Header {
+        self.ptr.as_ptr()
+    }
+
+    /// # Safety
+    /// `ptr` must point to a live task header.
+    pub(crate) unsafe fn from_ptr(ptr: *const Header) -> RawTask {
+        RawTask {
+            // SAFETY: the caller guarantees `ptr` is a live, hence non-null, header.
+            ptr: unsafe { NonNull::new_unchecked(ptr as *mut Header) },
+        }
+    }
+
+    /// The output slot, for a task whose output type is `T`.
+    ///
+    /// # Safety
+    /// `T` must be the task's output type, and the caller must hold the aux
+    /// lock while touching the slot.
+    pub(crate) unsafe fn output<T>(&self) -> *mut Option<T> {
+        let prefix = self.ptr.cast::<Prefix<T>>();
+        // SAFETY: `Prefix<T>` is the repr(C) prefix of the task's `Cell<F, T>`.
+        unsafe { prefix.as_ref().output.get() }
+    }
+
+    /// Drops one reference, freeing the task if it was the last.
+    pub(crate) fn drop_reference(self) {
+        if self.header().state.ref_dec() {
+            // SAFETY: that was the last reference.
+            unsafe { self.dealloc() };
+        }
+    }
+
+    /// # Safety
+    /// No reference to the task may remain.
+    unsafe fn dealloc(self) {
+        let header = self.header();
+        let unretrieved = {
+            let aux = lock(&header.aux);
+            aux.completion.unretrieved_error().cloned()
+        };
+        if let Some(error) = unretrieved {
+            header
+                .shared
+                .report(crate::runtime::Unhandled::never_retrieved(
+                    header.id,
+                    super::name_of(header),
+                    error,
+                ));
+        }
+        // SAFETY: the vtable matches the allocation; no reference remains.
+        unsafe { (header.vtable.dealloc)(self.ptr) };
+    }
+
+    /// Wakes the task, keeping the caller's reference.
+    pub(crate) fn wake_by_ref(self) {
+        match self.header().state.wake_by_ref() {
+            WakeAction::Submit => self
+                .header()
+                .shared
+                .schedule(Notified(self), Schedule::Wake),
+            WakeAction::Nothing | WakeAction::Dealloc => {}
+        }
+    }
+
+    /// Wakes the task, consuming the caller's reference.
+    fn wake_by_val(self) {
+        match self.header().state.wake_by_val() {
+            WakeAction::Submit => self
+                .header()
+                .shared
+                .schedule(Notified(self), Schedule::Wake),
+            WakeAction::Nothing => {}
+            // SAFETY: the caller's reference was the last one.
+            WakeAction::Dealloc => unsafe { self.dealloc() },
+        }
+    }
+
+    /// Requests cancellation (asyncio's `Task.cancel`). Returns `false` if the
+    /// task is already done.
+    pub(crate) fn cancel(self, message: Option<Arc<str>>) -> bool {
+        let header = self.header();
+        {
+            let mut aux = lock(&header.aux);
+            if aux.completion.is_done() || !header.state.set_cancel_pending() {
+                return false;
+            }
+            aux.cancel_requests = aux.cancel_requests.saturating_add(1);
+            if aux.cancel_message.is_none() {
+                aux.cancel_message = message;
+            }
+        }
+        self.wake_by_ref();
+        true
+    }
+
+    /// Withdraws one cancel request (asyncio's `Task.uncancel`); at zero, a
+    /// request not yet delivered is withdrawn. Returns the remaining count.
+    pub(crate) fn uncancel(self) -> u32 {
+        let header = self.header();
+        let mut aux = lock(&header.aux);
+        if aux.cancel_requests > 0 {
+            aux.cancel_requests -= 1;
+            if aux.cancel_requests == 0 {
+                header.state.clear_cancel_pending();
+                aux.cancel_message = None;
+            }
+        }
+        aux.cancel_requests
+    }
+
+    /// Takes a pending cancel request for delivery, if there is one.
+    pub(crate) fn take_cancel(self) -> Option<Error> {
+        let header = self.header();
+        if !header.state.load().is_cancel_pending() {
+            return None;
+        }
+        let aux = lock(&header.aux);
+        if header.state.clear_cancel_pending() {
+            Some(Error::cancelled(aux.cancel_message.clone()))
+        } else {
+            None
+        }
+    }
+
+    /// Requests a hard abort: the future is dropped at the task's next run.
+    pub(crate) fn abort(self) -> bool {
+        if self.header().state.set_abort() {
+            self.wake_by_ref();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Adds a done callback (already bound to its handle).
+    pub(crate) fn add_callback(self, callback: StoredCallback) {
+        let ready = lock(&self.header().aux).completion.add_callback(callback);
+        if let Some(callback) = ready {
+            self.header().shared.call_soon(vec![callback]);
+        }
+    }
+
+    /// Runs the task once on the current worker. Consumes the queue's
+    /// reference (`task`) and returns what to do with the task next.
+    pub(crate) fn run(task: Notified) -> RunOutcome {
+        let raw = task.into_raw();
+        let header = raw.header();
+        let snapshot = header.state.to_running();
+        // SAFETY: this worker now owns the RUNNING state, which guards `started`.
+        let started = unsafe { &mut *header.started.get() };
+        let first_poll = !*started;
+        *started = true;
+
+        let finished = if snapshot.is_abort_requested() {
+            // SAFETY: RUNNING is owned; the vtable matches the allocation.
+            unsafe { (header.vtable.abort)(raw.ptr, Error::cancelled(Some("aborted".into()))) };
+            true
+        } else if first_poll && snapshot.is_cancel_pending() {
+            // asyncio: a task cancelled before its first step never runs its body.
+            let error = raw.take_cancel().unwrap_or_else(|| Error::cancelled(None));
+            // SAFETY: as above.
+            unsafe { (header.vtable.abort)(raw.ptr, error) };
+            true
+        } else {
+            let waker = std::mem::ManuallyDrop::new(
+                // SAFETY: a borrowed waker: the worker's reference keeps the
+                // task alive for the poll, and ManuallyDrop keeps the waker
+                // from giving back a reference it never took.
+                unsafe { Waker::from_raw(RawWaker::new(raw.as_ptr() as *const (), &WAKER_VTABLE)) },
+            );
+            let mut cx = Context::from_waker(&waker);
+            let _current = crate::runtime::context::enter_task(raw);
+            // SAFETY: RUNNING is owned; the vtable matches the allocation.
+            unsafe { (header.vtable.poll)(raw.ptr, &mut cx) }.is_ready()
+        };
+
+        if finished {
+            raw.drop_reference();
+            return RunOutcome::Done;
+        }
+        match header.state.to_idle() {
+            IdleAction::Requeue => RunOutcome::Requeue(Notified(raw)),
+            IdleAction::Parked => RunOutcome::Done,
+            // SAFETY: the worker's reference was the last one.
+            IdleAction::Dealloc => {
+                unsafe { raw.dealloc() };
+                RunOutcome::Done
+            }
+        }
+    }
+
+    /// Completes a task that never got to run (spawned on a closed runtime).
+    pub(crate) fn complete_unrun(task: Notified, error: Error) {
+        let raw = task.into_raw();
+        let _ = raw.header().state.to_running();
+        // SAFETY: RUNNING is owned; the vtable matches the allocation.
+        unsafe { (raw.header().vtable.abort)(raw.ptr, error) };
+        raw.drop_reference();
+    }
+}
+
+/// What the worker does with a task after running it.
+pub(crate) enum RunOutcome {
+    /// Woken during its own poll (e.g. `yield_now`): queue it at the back.
+    Requeue(Notified),
+    /// Nothing: it waits for a wake, or it finished.
+    Done,
+}
+
+/// A task in a run queue: owns the queue's reference.
+pub(crate) struct Notified(RawTask);
+
+impl Notified {
+    pub(crate) fn into_raw(self) -> RawTask {
+        let raw = self.0;
+        std::mem::forget(self);
+        raw
+    }
+
+    /// # Safety
+    /// `raw` must carry a reference that the new `Notified` takes over, and
+    /// the task must be in the `NOTIFIED` state.
+    pub(crate) unsafe fn from_raw(raw: RawTask) -> Notified {
+        Notified(raw)
+    }
+}
+
+impl Drop for Notified {
+    fn drop(&mut self) {
+        // A queue entry dropped without running (runtime shut down).
+        self.0.drop_reference();
+    }
+}
+
+// -- typed operations -------------------------------------------------------
+
+unsafe fn poll<F, T, E>(ptr: NonNull<Header>, cx: &mut Context<'_>) -> Poll<()>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<Error>,
+{
+    // SAFETY: the vtable was built for `Cell<F, T>`.
+    let cell = unsafe { ptr.cast::<Cell<F, T>>().as_ref() };
+    // SAFETY: the caller owns the RUNNING state, which gives exclusive access
+    // to the future; it is never moved out of the allocation while `Some`.
+    let future = unsafe { &mut *cell.future.get() };
+    let Some(future_mut) = future.as_mut() else {
+        return Poll::Ready(());
+    };
+    // SAFETY: the future lives in the heap cell and is dropped in place.
+    let pinned = unsafe { Pin::new_unchecked(future_mut) };
+    let outcome = match catch_unwind(AssertUnwindSafe(|| pinned.poll(cx))) {
+        Ok(Poll::Pending) => return Poll::Pending,
+        Ok(Poll::Ready(Ok(value))) => Ok(value),
+        Ok(Poll::Ready(Err(error))) => Err(error.into()),
+        Err(payload) => Err(Error::panicked(&*payload)),
+    };
+    drop_future(future);
+    // SAFETY: forwarded contract.
+    unsafe { complete::<T>(ptr, outcome) };
+    Poll::Ready(())
+}
+
+unsafe fn abort<F, T>(ptr: NonNull<Header>, error: Error) {
+    // SAFETY: the vtable was built for `Cell<F, T>`; RUNNING is owned.
+    let cell = unsafe { ptr.cast::<Cell<F, T>>().as_ref() };
+    // SAFETY: RUNNING gives exclusive access to the future.
+    drop_future(unsafe { &mut *cell.future.get() });
+    // SAFETY: forwarded contract.
+    unsafe { complete::<T>(ptr, Err(error)) };
+}
+
+/// Drops the future in place; a panic in its destructor is contained.
+fn drop_future<F>(future: &mut Option<F>) {
+    let _ = catch_unwind(AssertUnwindSafe(|| *future = None));
+}
+
+/// Stores the outcome, marks the task complete and releases its awaiters.
+///
+/// # Safety
+/// The caller owns the RUNNING state of a task whose output type is `T`.
+unsafe fn complete<T>(ptr: NonNull<Header>, outcome: Result<T, Error>) {
+    let raw = RawTask { ptr };
+    let header = raw.header();
+    let mut discarded = None;
+    let released = {
+        let mut aux = lock(&header.aux);
+        let status = match outcome {
+            // asyncio: a task whose cancel request is still pending when its
+            // body returns ends cancelled.
+            Ok(value) if header.state.load().is_cancel_pending() => {
+                discarded = Some(value);
+                Status::Failed(Error::cancelled(aux.cancel_message.clone()))
+            }
+            Ok(value) => {
+                // SAFETY: aux lock held; `T` is the output type.
+                unsafe { *raw.output::<T>() = Some(value) };
+                Status::Succeeded
+            }
+            Err(error) => Status::Failed(error),
+        };
+        header.state.to_complete();
+        aux.completion.finish(status)
+    };
+    drop(discarded);
+    // Done callbacks run here, after the outcome is recorded and before the
+    // awaiters wake, so a callback can still read a result that an awaiter
+    // will move out.
+    crate::scheduler::run_callbacks(Some(&header.shared), released.callbacks);
+    for (_, waker) in released.waiters {
+        waker.wake();
+    }
+    header.shared.task_finished(raw);
+}
+
+unsafe fn dealloc<F, T>(ptr: NonNull<Header>) {
+    // SAFETY: the allocation was made as `Box<Cell<F, T>>` and no reference remains.
+    let cell = unsafe { Box::from_raw(ptr.cast::<Cell<F, T>>().as_ptr()) };
+    // Dropping a leftover future or output may run user code; contain panics.
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(cell)));
+}
+
+// -- waker ------------------------------------------------------------------
+
+static WAKER_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
+
+unsafe fn waker_clone(data: *const ()) -> RawWaker {
+    // SAFETY: `data` is the header of a task the waker keeps alive.
+    let raw = unsafe { RawTask::from_ptr(data as *const Header) };
+    raw.header().state.ref_inc();
+    RawWaker::new(data, &WAKER_VTABLE)
+}
+
+unsafe fn waker_wake(data: *const ()) {
+    // SAFETY: as in `waker_clone`; the waker's reference is consumed.
+    let raw = unsafe { RawTask::from_ptr(data as *const Header) };
+    raw.wake_by_val();
+}
+
+unsafe fn waker_wake_by_ref(data: *const ()) {
+    // SAFETY: as in `waker_clone`.
+    let raw = unsafe { RawTask::from_ptr(data as *const Header) };
+    raw.wake_by_ref();
+}
+
+unsafe fn waker_drop(data: *const ()) {
+    // SAFETY: as in `waker_clone`; the waker's reference is given back.
+    let raw = unsafe { RawTask::from_ptr(data as *const Header) };
+    raw.drop_reference();
+}

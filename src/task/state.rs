@@ -1,0 +1,329 @@
+//! The task state word: one atomic `usize` holding the lifecycle bits and the
+//! reference count.
+//!
+//! ```text
+//!  usize::BITS-1 ........ 6   5   4        3               2          1          0
+//! [ reference count       ][ - ][ ABORT ][ CANCEL_PENDING ][ NOTIFIED ][ COMPLETE ][ RUNNING ]
+//! ```
+//!
+//! Invariants:
+//! - `NOTIFIED` and not `RUNNING`: exactly one run queue (or the worker that is
+//!   about to push it) holds a reference for the task, counted in the refcount.
+//! - `RUNNING`: exactly one worker is polling the task and holds a reference.
+//!   A wake in this state only sets `NOTIFIED`; the worker re-queues the task
+//!   when the poll returns (that is how `yield_now` goes to the back).
+//! - `COMPLETE` is set once, by the running worker, after the output is stored;
+//!   afterwards `RUNNING` and `NOTIFIED` are never set again.
+//! - `CANCEL_PENDING` is a cancel request not yet delivered to an await point;
+//!   it is set and cleared under the task's aux lock (which also holds the
+//!   cancel count and message); the running task reads it without the lock.
+//! - `ABORT` asks the next run of the task to drop its future at once.
+//! - The task is freed by whoever drops the last reference.
+//!
+//! Orderings: transitions are `AcqRel` read-modify-writes, so a worker that
+//! takes the task (`to_running`) sees everything the previous poll wrote, and
+//! the reference decrement that frees the task synchronizes with every
+//! earlier decrement (the `Arc` pattern).
+
+use crate::loom::AtomicUsize;
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
+
+/// The task is being polled by a worker.
+const RUNNING: usize = 1 << 0;
+/// The task has finished; its outcome is stored.
+const COMPLETE: usize = 1 << 1;
+/// The task is scheduled: it sits in a run queue, or will be re-queued by the
+/// worker polling it.
+const NOTIFIED: usize = 1 << 2;
+/// A cancel request waits to be delivered at the task's next await point.
+pub(crate) const CANCEL_PENDING: usize = 1 << 3;
+/// A hard abort was requested: drop the future at the next run.
+const ABORT: usize = 1 << 4;
+/// One reference; the count occupies the bits from here up.
+const REF_ONE: usize = 1 << 6;
+const REF_MASK: usize = !(REF_ONE - 1);
+
+/// The atomic state word of a task.
+pub(crate) struct State {
+    word: AtomicUsize,
+}
+
+/// A copy of the state word at one moment.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Snapshot(usize);
+
+impl Snapshot {
+    pub(crate) fn is_running(self) -> bool {
+        self.0 & RUNNING != 0
+    }
+    pub(crate) fn is_complete(self) -> bool {
+        self.0 & COMPLETE != 0
+    }
+    pub(crate) fn is_notified(self) -> bool {
+        self.0 & NOTIFIED != 0
+    }
+    pub(crate) fn is_cancel_pending(self) -> bool {
+        self.0 & CANCEL_PENDING != 0
+    }
+    pub(crate) fn is_abort_requested(self) -> bool {
+        self.0 & ABORT != 0
+    }
+    pub(crate) fn ref_count(self) -> usize {
+        (self.0 & REF_MASK) / REF_ONE
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("running", &self.is_running())
+            .field("complete", &self.is_complete())
+            .field("notified", &self.is_notified())
+            .field("cancel_pending", &self.is_cancel_pending())
+            .field("abort", &self.is_abort_requested())
+            .field("refs", &self.ref_count())
+            .finish()
+    }
+}
+
+/// What a worker must do after it woke a task.
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum WakeAction {
+    /// Push the task to a run queue; the reference for the queue is taken.
+    Submit,
+    /// Nothing: the task is already queued, running or complete.
+    Nothing,
+    /// Nothing, and the caller's reference was the last one: free the task.
+    Dealloc,
+}
+
+/// What a worker must do after a poll returned `Pending`.
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum IdleAction {
+    /// The task was woken during the poll: queue it again (keeps the ref).
+    Requeue,
+    /// The task waits; the worker's reference was dropped.
+    Parked,
+    /// The task waits and nobody else refers to it: free it.
+    Dealloc,
+}
+
+impl State {
+    /// A new task: notified (it is about to be queued) with `refs` references.
+    pub(crate) fn new(refs: usize) -> State {
+        State {
+            word: AtomicUsize::new(NOTIFIED | refs * REF_ONE),
+        }
+    }
+
+    pub(crate) fn load(&self) -> Snapshot {
+        Snapshot(self.word.load(Acquire))
+    }
+
+    fn update(&self, mut f: impl FnMut(usize) -> usize) -> usize {
+        let mut current = self.word.load(Acquire);
+        loop {
+            let next = f(current);
+            match self
+                .word
+                .compare_exchange_weak(current, next, AcqRel, Acquire)
+            {
+                Ok(_) => return current,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// A worker took the task from a queue: `NOTIFIED` -> `RUNNING`.
+    /// Returns the snapshot before the transition.
+    #[must_use]
+    pub(crate) fn to_running(&self) -> Snapshot {
+        let prev = self.update(|s| {
+            debug_assert!(s & NOTIFIED != 0 && s & (RUNNING | COMPLETE) == 0);
+            (s & !NOTIFIED) | RUNNING
+        });
+        Snapshot(prev)
+    }
+
+    /// The poll returned `Pending`: leave `RUNNING`, re-queue if woken meanwhile,
+    /// otherwise give up the worker's reference.
+    #[must_use]
+    pub(crate) fn to_idle(&self) -> IdleAction {
+        let prev = self.update(|s| {
+            debug_assert!(s & RUNNING != 0);
+            if s & NOTIFIED != 0 {
+                s & !RUNNING
+            } else {
+                (s & !RUNNING) - REF_ONE
+            }
+        });
+        if prev & NOTIFIED != 0 {
+            IdleAction::Requeue
+        } else if (prev & REF_MASK) == REF_ONE {
+            IdleAction::Dealloc
+        } else {
+            IdleAction::Parked
+        }
+    }
+
+    /// The task finished: `RUNNING` -> `COMPLETE` (clears `NOTIFIED` and
+    /// `CANCEL_PENDING`, which mean nothing any more). The worker keeps its
+    /// reference.
+    pub(crate) fn to_complete(&self) {
+        let prev = self.update(|s| {
+            debug_assert!(s & RUNNING != 0);
+            (s & !(RUNNING | NOTIFIED | CANCEL_PENDING)) | COMPLETE
+        });
+        debug_assert!(prev & COMPLETE == 0);
+    }
+
+    /// A wake that keeps the caller's reference (`wake_by_ref`).
+    #[must_use]
+    pub(crate) fn wake_by_ref(&self) -> WakeAction {
+        let prev = self.update(|s| {
+            if s & (COMPLETE | NOTIFIED) != 0 {
+                s
+            } else if s & RUNNING != 0 {
+                s | NOTIFIED
+            } else {
+                (s | NOTIFIED) + REF_ONE
+            }
+        });
+        if prev & (COMPLETE | NOTIFIED | RUNNING) == 0 {
+            WakeAction::Submit
+        } else {
+            WakeAction::Nothing
+        }
+    }
+
+    /// A wake that consumes the caller's reference (`wake`).
+    #[must_use]
+    pub(crate) fn wake_by_val(&self) -> WakeAction {
+        let prev = self.update(|s| {
+            if s & (COMPLETE | NOTIFIED) != 0 {
+                s - REF_ONE
+            } else if s & RUNNING != 0 {
+                (s | NOTIFIED) - REF_ONE
+            } else {
+                // The caller's reference becomes the queue's reference.
+                s | NOTIFIED
+            }
+        });
+        if prev & (COMPLETE | NOTIFIED | RUNNING) == 0 {
+            WakeAction::Submit
+        } else if prev & REF_MASK == REF_ONE {
+            WakeAction::Dealloc
+        } else {
+            WakeAction::Nothing
+        }
+    }
+
+    /// Sets `CANCEL_PENDING` (the caller holds the aux lock). Returns `false`
+    /// if the task is already complete.
+    pub(crate) fn set_cancel_pending(&self) -> bool {
+        let prev = self.update(|s| {
+            if s & COMPLETE != 0 {
+                s
+            } else {
+                s | CANCEL_PENDING
+            }
+        });
+        prev & COMPLETE == 0
+    }
+
+    /// Clears `CANCEL_PENDING` (the caller holds the aux lock). Returns whether
+    /// it was set.
+    pub(crate) fn clear_cancel_pending(&self) -> bool {
+        let prev = self.update(|s| s & !CANCEL_PENDING);
+        prev & CANCEL_PENDING != 0
+    }
+
+    /// Sets `ABORT`. Returns `false` if the task is already complete.
+    pub(crate) fn set_abort(&self) -> bool {
+        let prev = self.update(|s| if s & COMPLETE != 0 { s } else { s | ABORT });
+        prev & COMPLETE == 0
+    }
+
+    /// Adds one reference.
+    pub(crate) fn ref_inc(&self) {
+        let prev = self
+            .word
+            .fetch_add(REF_ONE, std::sync::atomic::Ordering::Relaxed);
+        // A count this large means references are leaked in a loop; abort
+        // rather than wrap around into the flag bits.
+        if prev > usize::MAX / 2 {
+            std::process::abort();
+        }
+    }
+
+    /// Drops one reference; returns `true` if it was the last one.
+    #[must_use]
+    pub(crate) fn ref_dec(&self) -> bool {
+        let prev = self.word.fetch_sub(REF_ONE, AcqRel);
+        debug_assert!(prev & REF_MASK >= REF_ONE);
+        prev & REF_MASK == REF_ONE
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spawn_run_park_wake_complete() {
+        // handle + queue references.
+        let state = State::new(2);
+        let s = state.to_running();
+        assert!(s.is_notified() && !s.is_running());
+        assert_eq!(state.to_idle(), IdleAction::Parked);
+        assert_eq!(state.load().ref_count(), 1);
+        assert_eq!(state.wake_by_ref(), WakeAction::Submit);
+        assert_eq!(state.wake_by_ref(), WakeAction::Nothing);
+        assert_eq!(state.load().ref_count(), 2);
+        let _ = state.to_running();
+        state.to_complete();
+        assert!(state.load().is_complete());
+        assert_eq!(state.wake_by_ref(), WakeAction::Nothing);
+        assert!(!state.ref_dec());
+        assert!(state.ref_dec());
+    }
+
+    #[test]
+    fn wake_while_running_requeues() {
+        let state = State::new(1);
+        let _ = state.to_running();
+        assert_eq!(state.wake_by_ref(), WakeAction::Nothing);
+        assert_eq!(state.to_idle(), IdleAction::Requeue);
+        assert!(state.load().is_notified());
+        assert_eq!(state.load().ref_count(), 1);
+    }
+
+    #[test]
+    fn wake_by_val_of_last_reference_on_complete_task_frees() {
+        let state = State::new(1);
+        let _ = state.to_running();
+        state.to_complete();
+        assert_eq!(state.wake_by_val(), WakeAction::Dealloc);
+    }
+
+    #[test]
+    fn parked_task_with_no_other_reference_is_freed() {
+        let state = State::new(1);
+        let _ = state.to_running();
+        assert_eq!(state.to_idle(), IdleAction::Dealloc);
+    }
+
+    #[test]
+    fn cancel_pending_is_refused_once_complete() {
+        let state = State::new(1);
+        assert!(state.set_cancel_pending());
+        assert!(state.load().is_cancel_pending());
+        let _ = state.to_running();
+        state.to_complete();
+        assert!(!state.load().is_cancel_pending());
+        assert!(!state.set_cancel_pending());
+        assert!(!state.set_abort());
+    }
+}

@@ -114,7 +114,7 @@ impl State {
     /// A new task: notified (it is about to be queued) with `refs` references.
     pub(crate) fn new(refs: usize) -> State {
         State {
-            word: AtomicUsize::new(NOTIFIED | refs * REF_ONE),
+            word: AtomicUsize::new(NOTIFIED | (refs * REF_ONE)),
         }
     }
 
@@ -149,7 +149,6 @@ impl State {
 
     /// The poll returned `Pending`: leave `RUNNING`, re-queue if woken meanwhile,
     /// otherwise give up the worker's reference.
-    #[must_use]
     pub(crate) fn to_idle(&self) -> IdleAction {
         let prev = self.update(|s| {
             debug_assert!(s & RUNNING != 0);
@@ -180,7 +179,6 @@ impl State {
     }
 
     /// A wake that keeps the caller's reference (`wake_by_ref`).
-    #[must_use]
     pub(crate) fn wake_by_ref(&self) -> WakeAction {
         let prev = self.update(|s| {
             if s & (COMPLETE | NOTIFIED) != 0 {
@@ -199,7 +197,6 @@ impl State {
     }
 
     /// A wake that consumes the caller's reference (`wake`).
-    #[must_use]
     pub(crate) fn wake_by_val(&self) -> WakeAction {
         let prev = self.update(|s| {
             if s & (COMPLETE | NOTIFIED) != 0 {

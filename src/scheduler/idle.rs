@@ -153,7 +153,7 @@ impl Idle {
     }
 
     /// Number of workers currently searching (for tests and debugging).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn searching(&self) -> usize {
         searching(self.counts.load(SeqCst))
     }

@@ -324,3 +324,58 @@ mod tests {
         assert!(!state.set_abort());
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::{thread, Arc, AtomicBool};
+    use std::sync::atomic::Ordering::SeqCst;
+
+    /// A wake that races with a poll is never lost: if the poll did not see
+    /// the event, the task is scheduled again (by the waker or by the
+    /// worker's requeue), exactly once, and the references add up.
+    #[test]
+    fn wake_during_poll_is_never_lost() {
+        loom::model(|| {
+            // The handle's reference and the queue's.
+            let state = Arc::new(State::new(2));
+            let event = Arc::new(AtomicBool::new(false));
+            let waker = {
+                let (state, event) = (state.clone(), event.clone());
+                thread::spawn(move || {
+                    event.store(true, SeqCst);
+                    state.wake_by_ref()
+                })
+            };
+            let _ = state.to_running();
+            let saw_event = event.load(SeqCst);
+            let idle = state.to_idle();
+            let wake = waker.join().unwrap();
+            let scheduled =
+                usize::from(idle == IdleAction::Requeue) + usize::from(wake == WakeAction::Submit);
+            assert!(scheduled <= 1, "scheduled twice");
+            assert!(saw_event || scheduled == 1, "wakeup lost");
+            assert_eq!(state.load().ref_count(), 1 + scheduled);
+        });
+    }
+
+    /// A cancel request racing with completion either lands before the task
+    /// completes (and is then cleared) or is refused.
+    #[test]
+    fn cancel_racing_completion() {
+        loom::model(|| {
+            let state = Arc::new(State::new(2));
+            let canceller = {
+                let state = state.clone();
+                thread::spawn(move || state.set_cancel_pending())
+            };
+            let _ = state.to_running();
+            state.to_complete();
+            let _accepted = canceller.join().unwrap();
+            let after = state.load();
+            assert!(after.is_complete());
+            assert!(!after.is_cancel_pending(), "a cancel survived completion");
+            assert!(!state.set_cancel_pending());
+        });
+    }
+}

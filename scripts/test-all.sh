@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test of spindle: unit, integration and doc tests, the examples,
+# every benchmark once in test mode, and the loom models.
+# Usage: scripts/test-all.sh   (from anywhere)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s ==\n' "$*"; }
+
+step "unit and integration tests"
+cargo test --lib --tests --examples
+
+step "doc tests"
+cargo test --doc
+
+step "benchmarks, each once in test mode"
+cargo test --release --benches
+
+step "the tour example"
+cargo run --release --example tour >/dev/null
+
+step "loom models (bounded preemptions)"
+LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" RUSTFLAGS="--cfg loom" \
+    CARGO_TARGET_DIR=target/loom cargo test --release --lib loom

@@ -460,9 +460,21 @@ impl WorkerCore {
     fn run_task(&self, task: Notified) {
         self.stop_searching();
         if let RunOutcome::Requeue(task) = RawTask::run(task) {
-            self.local.push(task);
-            self.shared.notify_parked();
+            self.requeue_yielded(task);
         }
+    }
+
+    /// A task that yielded goes behind everything already runnable,
+    /// including work waiting in the injector (asyncio's ready queue is one
+    /// FIFO for local and thread-safe `call_soon` alike): the injector's
+    /// tasks are moved in ahead of it. Without this, tasks that keep
+    /// yielding would keep the local queue full and starve the injector.
+    fn requeue_yielded(&self, task: Notified) {
+        if !self.shared.injector.is_empty() {
+            while let Steal::Retry = self.shared.injector.steal_batch(&self.local) {}
+        }
+        self.local.push(task);
+        self.shared.notify_parked();
     }
 
     /// Parks until woken with work, or until the runtime stops.

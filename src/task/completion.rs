@@ -24,9 +24,62 @@ pub(crate) enum Status {
     Failed(Error),
 }
 
+/// The wakers of the awaiters. The first one is stored inline: most tasks
+/// and promises have exactly one awaiter, and it then costs no allocation.
+/// Key 0 is the inline slot, key `k > 0` is `more[k - 1]`.
+#[derive(Default)]
+pub(crate) struct Waiters {
+    first: Option<Waker>,
+    more: Slab<Waker>,
+}
+
+impl Waiters {
+    const fn new() -> Waiters {
+        Waiters {
+            first: None,
+            more: Slab::new(),
+        }
+    }
+
+    fn get_mut(&mut self, key: usize) -> Option<&mut Waker> {
+        match key {
+            0 => self.first.as_mut(),
+            k => self.more.get_mut(k - 1),
+        }
+    }
+
+    fn insert(&mut self, waker: Waker) -> usize {
+        if self.first.is_none() {
+            self.first = Some(waker);
+            0
+        } else {
+            self.more.insert(waker) + 1
+        }
+    }
+
+    fn remove(&mut self, key: usize) {
+        match key {
+            0 => self.first = None,
+            k => {
+                self.more.try_remove(k - 1);
+            }
+        }
+    }
+
+    /// Wakes every waiter.
+    pub(crate) fn wake_all(self) {
+        if let Some(waker) = self.first {
+            waker.wake();
+        }
+        for (_, waker) in self.more {
+            waker.wake();
+        }
+    }
+}
+
 pub(crate) struct Completion {
     pub(crate) status: Status,
-    waiters: Slab<Waker>,
+    waiters: Waiters,
     callbacks: Vec<StoredCallback>,
     /// The failure was read (awaited, `result()`, `exception()`).
     pub(crate) retrieved: bool,
@@ -35,16 +88,14 @@ pub(crate) struct Completion {
 /// What completing a record released: to be woken and called outside the lock.
 #[must_use]
 pub(crate) struct Released {
-    pub(crate) waiters: Slab<Waker>,
+    pub(crate) waiters: Waiters,
     pub(crate) callbacks: Vec<StoredCallback>,
 }
 
 impl Released {
     /// Wakes every waiter. Callbacks are returned for the caller to schedule.
     pub(crate) fn wake_all(self) -> Vec<StoredCallback> {
-        for (_, waker) in self.waiters {
-            waker.wake();
-        }
+        self.waiters.wake_all();
         self.callbacks
     }
 }
@@ -53,7 +104,7 @@ impl Completion {
     pub(crate) const fn new() -> Completion {
         Completion {
             status: Status::Pending,
-            waiters: Slab::new(),
+            waiters: Waiters::new(),
             callbacks: Vec::new(),
             retrieved: false,
         }
@@ -80,20 +131,19 @@ impl Completion {
     /// Registers (or refreshes) the waker of one awaiter. `key` is the
     /// awaiter's slot, kept by the awaiter between polls.
     pub(crate) fn register(&mut self, key: &mut Option<usize>, waker: &Waker) {
-        match key {
-            Some(k) => match self.waiters.get_mut(*k) {
-                Some(existing) if existing.will_wake(waker) => {}
-                Some(existing) => existing.clone_from(waker),
-                None => *key = Some(self.waiters.insert(waker.clone())),
-            },
-            None => *key = Some(self.waiters.insert(waker.clone())),
+        if let Some(existing) = key.and_then(|k| self.waiters.get_mut(k)) {
+            if !existing.will_wake(waker) {
+                existing.clone_from(waker);
+            }
+            return;
         }
+        *key = Some(self.waiters.insert(waker.clone()));
     }
 
     /// Removes an awaiter that goes away before completion.
     pub(crate) fn unregister(&mut self, key: &mut Option<usize>) {
         if let Some(k) = key.take() {
-            if self.waiters.contains(k) {
+            if !self.is_done() {
                 self.waiters.remove(k);
             }
         }

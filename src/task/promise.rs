@@ -33,9 +33,6 @@ pub struct Promise<T> {
 
 struct Inner<T> {
     slot: Mutex<Slot<T>>,
-    /// The runtime current at creation: it runs the done callbacks and
-    /// receives the "never retrieved" report.
-    runtime: Option<Handle>,
 }
 
 struct Slot<T> {
@@ -50,8 +47,10 @@ impl<T> Default for Promise<T> {
 }
 
 impl<T> Promise<T> {
-    /// A pending promise. Created inside a runtime it reports to that
-    /// runtime; outside one, callbacks run on the thread that completes it.
+    /// A pending promise. Its done callbacks run on the runtime of the
+    /// thread that completes it (inline if that thread has none), and a
+    /// failure never read is reported to the runtime of the thread that
+    /// drops it last (stderr if none).
     pub fn new() -> Promise<T> {
         Promise {
             inner: Arc::new(Inner {
@@ -59,7 +58,6 @@ impl<T> Promise<T> {
                     completion: Completion::new(),
                     value: None,
                 }),
-                runtime: Handle::try_current().ok(),
             }),
             wait_key: None,
         }
@@ -83,9 +81,9 @@ impl<T> Promise<T> {
         if callbacks.is_empty() {
             return;
         }
-        match &self.inner.runtime {
-            Some(handle) => handle.shared.call_soon(callbacks),
-            None => crate::scheduler::run_callbacks(None, callbacks),
+        match Handle::try_current() {
+            Ok(handle) => handle.shared.call_soon(callbacks),
+            Err(_) => crate::scheduler::run_callbacks(None, callbacks),
         }
     }
 
@@ -260,9 +258,9 @@ impl<T> Drop for Inner<T> {
         let slot = lock(&self.slot);
         if let Some(error) = slot.completion.unretrieved_error() {
             let report = Unhandled::never_retrieved_promise(error.clone());
-            match &self.runtime {
-                Some(handle) => handle.shared.report(report),
-                None => crate::runtime::default_report(&report),
+            match Handle::try_current() {
+                Ok(handle) => handle.shared.report(report),
+                Err(_) => crate::runtime::default_report(&report),
             }
         }
     }

@@ -458,9 +458,7 @@ unsafe fn complete<T>(ptr: NonNull<Header>, outcome: Result<T, Error>) {
     // awaiters wake, so a callback can still read a result that an awaiter
     // will move out.
     crate::scheduler::run_callbacks(Some(&header.shared), released.callbacks);
-    for (_, waker) in released.waiters {
-        waker.wake();
-    }
+    released.waiters.wake_all();
     header.shared.task_finished(raw);
 }
 

@@ -42,6 +42,8 @@ pub enum ErrorKind {
     /// The runtime has shut down, or no runtime is running on this thread
     /// (asyncio's `RuntimeError` for a missing or closed loop).
     Runtime,
+    /// A time limit passed (asyncio's `TimeoutError`).
+    Timeout,
     /// A user error, wrapped from any `std::error::Error`.
     Other,
 }
@@ -66,6 +68,7 @@ enum Repr {
     InvalidState(String),
     InvalidArgument(String),
     Runtime(String),
+    Timeout,
     Other(Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
@@ -94,6 +97,11 @@ impl Error {
     /// A runtime error (no runtime, runtime shut down) with a description.
     pub fn runtime(what: impl Into<String>) -> Self {
         Self::new(Repr::Runtime(what.into()))
+    }
+
+    /// A timeout.
+    pub fn timeout() -> Self {
+        Self::new(Repr::Timeout)
     }
 
     /// Wraps a user error.
@@ -130,6 +138,7 @@ impl Error {
             Repr::InvalidState(_) => ErrorKind::InvalidState,
             Repr::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Repr::Runtime(_) => ErrorKind::Runtime,
+            Repr::Timeout => ErrorKind::Timeout,
             Repr::Other(_) => ErrorKind::Other,
         }
     }
@@ -137,6 +146,11 @@ impl Error {
     /// Whether this is a cancellation.
     pub fn is_cancelled(&self) -> bool {
         matches!(&*self.repr, Repr::Cancelled(_))
+    }
+
+    /// Whether this is a timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(&*self.repr, Repr::Timeout)
     }
 
     /// The message of a cancellation, if it carried one.
@@ -175,6 +189,7 @@ impl fmt::Display for Error {
             Repr::InvalidState(what) => write!(f, "invalid state: {what}"),
             Repr::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
             Repr::Runtime(what) => write!(f, "runtime error: {what}"),
+            Repr::Timeout => f.write_str("timed out"),
             Repr::Other(inner) => fmt::Display::fmt(inner, f),
         }
     }

@@ -37,10 +37,12 @@
 #![warn(missing_docs)]
 
 mod error;
+mod io;
 mod loom;
 pub mod runtime;
 mod scheduler;
 pub mod task;
+pub mod time;
 
 pub use error::{Error, ErrorKind, Ok, Result};
 pub use runtime::{run, Builder, Handle, Runtime, Unhandled, UnhandledKind};
@@ -48,3 +50,4 @@ pub use task::{
     all_tasks, cancellable, current_task, spawn, yield_now, AnyTask, Promise, Task, TaskId,
     TaskState,
 };
+pub use time::{sleep, sleep_until, timeout, timeout_at, wait_for, Timeout};

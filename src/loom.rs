@@ -9,13 +9,13 @@
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{
-    atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize},
+    atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize},
     Condvar, Mutex, MutexGuard,
 };
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
-    atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize},
+    atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize},
     Condvar, Mutex, MutexGuard,
 };
 

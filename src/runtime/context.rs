@@ -47,6 +47,11 @@ pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerCore>) -> R) -> R {
     f(unsafe { worker.as_ref() })
 }
 
+/// The index of this thread's worker, if it is a worker of `shared`.
+pub(crate) fn worker_index_in(shared: &crate::scheduler::Shared) -> Option<usize> {
+    with_worker(|worker| worker.and_then(|w| w.index_in(shared)))
+}
+
 /// Marks this thread as running `core` until the guard drops.
 pub(crate) fn enter_worker(core: &WorkerCore) -> WorkerGuard {
     CONTEXT.with(|c| c.worker.set(core));

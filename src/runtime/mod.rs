@@ -162,7 +162,8 @@ impl Builder {
             Some(n) => n,
             None => thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        let (shared, locals) = Shared::new(workers, self.report_hook);
+        let (shared, locals) = Shared::new(workers, self.report_hook)
+            .map_err(|e| Error::runtime(format!("could not create the I/O driver: {e}")))?;
         let mut runtime = Runtime {
             handle: Handle { shared },
             threads: Vec::with_capacity(workers),

@@ -52,12 +52,14 @@ mod idle;
 mod park;
 
 use crate::error::Error;
+use crate::io::driver::{Driver, NOT_SLEEPING, SLEEPING_FOREVER};
 use crate::loom::{fence, lock, AtomicBool, AtomicPtr, AtomicUsize, Condvar, Mutex};
 use crate::runtime::{context, Handle, Unhandled};
 use crate::task::completion::StoredCallback;
 use crate::task::raw::{Header, Notified, RawTask, RunOutcome, Spawn};
 use crate::task::registry::Registry;
 use crate::task::{AnyTask, TaskId};
+use crate::time::Timers;
 use crossbeam_deque::{Injector, Steal, Stealer, Worker as LocalQueue};
 use idle::Idle;
 use park::Parker;
@@ -100,6 +102,10 @@ pub(crate) struct Shared {
     /// Signalled when `live` drops to zero (shutdown waits on it).
     all_done: (Mutex<()>, Condvar),
     report_hook: ReportHook,
+    /// The timing wheels, one per worker.
+    pub(crate) timers: Timers,
+    /// The mio driver idle workers sleep in.
+    pub(crate) driver: Driver,
 }
 
 /// The parts of a worker that other threads touch.
@@ -116,7 +122,8 @@ impl Shared {
     pub(crate) fn new(
         workers: usize,
         report_hook: ReportHook,
-    ) -> (Arc<Shared>, Vec<LocalQueue<Notified>>) {
+    ) -> std::io::Result<(Arc<Shared>, Vec<LocalQueue<Notified>>)> {
+        let driver = Driver::new()?;
         let locals: Vec<_> = (0..workers).map(|_| LocalQueue::new_fifo()).collect();
         let remotes = locals
             .iter()
@@ -136,8 +143,10 @@ impl Shared {
             stopping: AtomicBool::new(false),
             all_done: (Mutex::new(()), Condvar::new()),
             report_hook,
+            timers: Timers::new(workers),
+            driver,
         });
-        (shared, locals)
+        Ok((shared, locals))
     }
 
     pub(crate) fn workers(&self) -> usize {
@@ -199,8 +208,14 @@ impl Shared {
 
     fn notify_parked(&self) {
         if let Some(index) = self.idle.worker_to_notify() {
-            self.remotes[index].parker.unpark();
+            self.remotes[index].parker.unpark(&self.driver);
         }
+    }
+
+    /// A timer for `tick` was registered: make sure the driver's sleeper
+    /// does not oversleep it.
+    pub(crate) fn timer_added(&self, tick: u64) {
+        self.driver.timer_added(tick);
     }
 
     fn drain_injector(&self) {
@@ -304,7 +319,7 @@ impl Shared {
     pub(crate) fn stop_workers(&self) {
         self.stopping.store(true, SeqCst);
         for remote in self.remotes.iter() {
-            remote.parker.unpark();
+            remote.parker.unpark(&self.driver);
         }
     }
 }
@@ -334,6 +349,9 @@ pub(crate) struct WorkerCore {
     lifo_streak: Cell<u32>,
     searching: Cell<bool>,
     rng: Cell<u64>,
+    /// Set while firing timers: woken tasks go to the back of the queue, in
+    /// deadline order, instead of through the LIFO slot.
+    firing_timers: Cell<bool>,
 }
 
 impl WorkerCore {
@@ -343,9 +361,14 @@ impl WorkerCore {
         }
     }
 
+    /// This worker's index, if it belongs to the runtime `shared`.
+    pub(crate) fn index_in(&self, shared: &Shared) -> Option<usize> {
+        ptr::eq(&*self.shared, shared).then_some(self.index)
+    }
+
     fn schedule_local(&self, task: Notified, how: Schedule) {
         match how {
-            Schedule::Wake => {
+            Schedule::Wake if !self.firing_timers.get() => {
                 let slot = &self.shared.remotes[self.index].lifo;
                 let previous = slot.swap(task.into_raw().as_ptr() as *mut Header, AcqRel);
                 if previous.is_null() {
@@ -355,7 +378,7 @@ impl WorkerCore {
                 self.local
                     .push(unsafe { Notified::from_raw(RawTask::from_ptr(previous)) });
             }
-            Schedule::Spawn => self.local.push(task),
+            Schedule::Spawn | Schedule::Wake => self.local.push(task),
         }
         self.shared.notify_parked();
     }
@@ -477,16 +500,73 @@ impl WorkerCore {
         self.shared.notify_parked();
     }
 
-    /// Parks until woken with work, or until the runtime stops.
+    /// Fires expired timers: of this worker's wheel, or of all wheels.
+    fn fire_timers(&self, all: bool) {
+        let timers = &self.shared.timers;
+        let now = timers.now();
+        self.firing_timers.set(true);
+        if all {
+            timers.process_all(now);
+        } else {
+            timers.process(self.index, now);
+        }
+        self.firing_timers.set(false);
+    }
+
+    /// Between tasks: fire this worker's due timers, and every
+    /// [`GLOBAL_QUEUE_INTERVAL`] ticks those of every wheel (a worker stuck
+    /// in a long poll cannot fire its own).
+    fn maintain_timers(&self) {
+        let timers = &self.shared.timers;
+        let all = self.tick.get() % GLOBAL_QUEUE_INTERVAL == 0;
+        let next = if all {
+            timers.next_deadline()
+        } else {
+            timers.next_of(self.index)
+        };
+        if next.is_some_and(|next| next <= timers.now()) {
+            self.fire_timers(all);
+        }
+    }
+
+    fn has_local_work(&self) -> bool {
+        !self.local.is_empty() || !self.shared.remotes[self.index].lifo.load(Acquire).is_null()
+    }
+
+    /// Parks until woken with work, or until the runtime stops. The first
+    /// idle worker sleeps in the driver, with the earliest timer deadline as
+    /// its timeout; the others sleep on their condition variable.
     fn park(&self) {
         let shared = &*self.shared;
         shared.idle.park(self.index, self.searching.replace(false));
-        if !(shared.has_work() || shared.stopping.load(SeqCst)) {
-            loop {
-                shared.remotes[self.index].parker.park();
-                if shared.stopping.load(SeqCst) || !shared.idle.is_asleep(self.index) {
-                    break;
+        while !(shared.has_work() || shared.stopping.load(SeqCst))
+            && shared.idle.is_asleep(self.index)
+        {
+            match shared.driver.try_enter() {
+                Some(mut poller) => {
+                    self.fire_timers(true);
+                    if self.has_local_work() {
+                        break;
+                    }
+                    // The deadline handshake (see io::driver): announce,
+                    // then read the timers.
+                    shared.driver.announce_sleep(SLEEPING_FOREVER);
+                    let next = shared.timers.next_deadline();
+                    let timeout = next.map(|tick| {
+                        shared.driver.announce_sleep(tick);
+                        shared
+                            .timers
+                            .instant_of(tick)
+                            .map(|at| at.saturating_duration_since(Instant::now()))
+                    });
+                    shared.remotes[self.index]
+                        .parker
+                        .park_in_driver(&mut poller, timeout.flatten());
+                    shared.driver.announce_sleep(NOT_SLEEPING);
+                    drop(poller);
+                    self.fire_timers(true);
                 }
+                None => shared.remotes[self.index].parker.park(),
             }
         }
         // Awake again: either a producer took this worker off the sleeper
@@ -498,6 +578,7 @@ impl WorkerCore {
     /// The worker loop.
     fn run(&self) {
         while !self.shared.stopping.load(Relaxed) {
+            self.maintain_timers();
             if let Some(task) = self.next_task().or_else(|| self.steal()) {
                 self.run_task(task);
             } else {
@@ -527,6 +608,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: LocalQueue<No
         rng: Cell::new(
             0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407),
         ),
+        firing_timers: Cell::new(false),
     };
     {
         let _worker = context::enter_worker(&core);

@@ -1,36 +1,103 @@
-//! A worker's parker: a sleep that an unpark can end, and that never misses an
-//! unpark that came first (the token is kept until the next park).
+//! A worker's parker: a sleep that an unpark can end, on a condition
+//! variable or inside the driver, that never misses an unpark that came
+//! first (the token is kept until the next park).
+//!
+//! One atomic word tells where the worker sleeps, so that [`Parker::unpark`]
+//! knows how to wake it: a condition-variable sleeper is signalled under the
+//! lock (so the signal cannot fall between its check and its wait), a
+//! sleeper in the driver is woken through the driver's mio waker.
 
-use crate::loom::{lock, Condvar, Mutex};
+use crate::io::driver::{Driver, Poller};
+use crate::loom::{lock, AtomicUsize, Condvar, Mutex};
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::Duration;
+
+/// Awake, no unpark pending.
+const EMPTY: usize = 0;
+/// Sleeping on the condition variable.
+const PARKED_CONDVAR: usize = 1;
+/// Sleeping in the driver.
+const PARKED_DRIVER: usize = 2;
+/// An unpark is pending: the next park returns at once.
+const NOTIFIED: usize = 3;
 
 pub(crate) struct Parker {
-    token: Mutex<bool>,
+    state: AtomicUsize,
+    lock: Mutex<()>,
     condvar: Condvar,
 }
 
 impl Parker {
     pub(crate) fn new() -> Parker {
         Parker {
-            token: Mutex::new(false),
+            state: AtomicUsize::new(EMPTY),
+            lock: Mutex::new(()),
             condvar: Condvar::new(),
         }
     }
 
-    /// Sleeps until an unpark; returns at once if one came since the last park.
+    /// Consumes a pending unpark, if any.
+    fn take_notification(&self) -> bool {
+        self.state
+            .compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst)
+            .is_ok()
+    }
+
+    /// Sleeps on the condition variable until an unpark.
     pub(crate) fn park(&self) {
-        let mut token = lock(&self.token);
-        while !*token {
-            token = match self.condvar.wait(token) {
+        if self.take_notification() {
+            return;
+        }
+        let mut guard = lock(&self.lock);
+        if self
+            .state
+            .compare_exchange(EMPTY, PARKED_CONDVAR, SeqCst, SeqCst)
+            .is_err()
+        {
+            // Notified between the first check and the lock.
+            self.state.store(EMPTY, SeqCst);
+            return;
+        }
+        loop {
+            guard = match self.condvar.wait(guard) {
                 Ok(guard) => guard,
                 Err(poisoned) => poisoned.into_inner(),
             };
+            if self.take_notification() {
+                return;
+            }
+            // Spurious wakeup: still PARKED_CONDVAR, wait again.
         }
-        *token = false;
     }
 
-    /// Wakes the parked thread, or makes its next park return at once.
-    pub(crate) fn unpark(&self) {
-        *lock(&self.token) = true;
-        self.condvar.notify_one();
+    /// Sleeps in the driver until an unpark, an event or the timeout.
+    pub(crate) fn park_in_driver(&self, poller: &mut Poller, timeout: Option<Duration>) {
+        if self.take_notification() {
+            return;
+        }
+        if self
+            .state
+            .compare_exchange(EMPTY, PARKED_DRIVER, SeqCst, SeqCst)
+            .is_err()
+        {
+            self.state.store(EMPTY, SeqCst);
+            return;
+        }
+        poller.poll(timeout);
+        // PARKED_DRIVER or NOTIFIED: either way the sleep is over.
+        self.state.swap(EMPTY, SeqCst);
+    }
+
+    /// Wakes the worker, or makes its next park return at once.
+    pub(crate) fn unpark(&self, driver: &Driver) {
+        match self.state.swap(NOTIFIED, SeqCst) {
+            PARKED_CONDVAR => {
+                // Taking the lock orders this signal after the sleeper's wait.
+                drop(lock(&self.lock));
+                self.condvar.notify_one();
+            }
+            PARKED_DRIVER => driver.wake(),
+            _ => {}
+        }
     }
 }

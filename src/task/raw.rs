@@ -54,7 +54,7 @@ pub(crate) struct Aux {
     pub(crate) completion: Completion,
     /// asyncio's `cancelling()` count: cancel requests not withdrawn by `uncancel`.
     pub(crate) cancel_requests: u32,
-    /// The message of the first pending cancel request.
+    /// The message of the first cancel request not yet delivered.
     pub(crate) cancel_message: Option<Arc<str>>,
 }
 
@@ -265,9 +265,10 @@ impl RawTask {
         if !header.state.load().is_cancel_pending() {
             return None;
         }
-        let aux = lock(&header.aux);
+        let mut aux = lock(&header.aux);
         if header.state.clear_cancel_pending() {
-            Some(Error::cancelled(aux.cancel_message.clone()))
+            // Delivered: a later request carries its own message.
+            Some(Error::cancelled(aux.cancel_message.take()))
         } else {
             None
         }

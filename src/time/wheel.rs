@@ -11,9 +11,10 @@
 //! by slab indices: inserting and cancelling are O(1). When a slot of a
 //! level above 0 comes due, its entries move down to the level that matches
 //! their remaining time ("cascading"); entries of a level-0 slot fire.
-//! Deadlines further away than the wheel spans sit in the last slot that it
-//! can express and are re-inserted when that slot comes due, so any
-//! deadline, however far, is handled without overflow.
+//! Deadlines beyond the current rotation of the top level (about two years
+//! ahead) wait in an overflow list and are re-inserted when the top level
+//! starts its next rotation, so any deadline, however far, is handled
+//! without overflow.
 //!
 //! The wheel itself is single-threaded; the runtime keeps one per worker
 //! behind that worker's own lock (see `time::Timers`).
@@ -25,9 +26,11 @@ use std::task::Waker;
 pub(crate) const LEVELS: usize = 6;
 const SLOTS: usize = 64;
 const SLOT_BITS: u32 = 6;
-/// The furthest ahead (in ticks) a deadline can be placed directly.
-const MAX_SPAN: u64 = (1 << (SLOT_BITS * LEVELS as u32)) - 1;
+/// The ticks of one rotation of the top level, minus one.
+const ROTATION_MASK: u64 = (1 << (SLOT_BITS * LEVELS as u32)) - 1;
 const NIL: u32 = u32::MAX;
+/// The `position` level of an entry in the overflow list.
+const OVERFLOW: u8 = u8::MAX;
 
 /// The key of a timer in its wheel.
 pub(crate) type TimerKey = usize;
@@ -53,6 +56,8 @@ pub(crate) struct Wheel {
     elapsed: u64,
     levels: [Level; LEVELS],
     entries: Slab<Entry>,
+    /// Timers due after the top level's current rotation.
+    overflow: Vec<TimerKey>,
 }
 
 /// The level at which a deadline `when` sits, seen from `elapsed`: the
@@ -82,12 +87,8 @@ impl Wheel {
                 heads: [NIL; SLOTS],
             }),
             entries: Slab::new(),
+            overflow: Vec::new(),
         }
-    }
-
-    /// Ticks up to which the wheel has been advanced.
-    pub(crate) fn elapsed(&self) -> u64 {
-        self.elapsed
     }
 
     /// Number of timers that have not fired or been removed.
@@ -153,10 +154,13 @@ impl Wheel {
 
     fn link(&mut self, key: TimerKey) {
         let deadline = self.entries[key].deadline;
-        // Beyond the wheel's span: park in the furthest expressible slot.
-        let placed = deadline.min(self.elapsed + MAX_SPAN);
-        let level = level_for(self.elapsed, placed);
-        let slot = slot_for(placed, level);
+        if (self.elapsed ^ deadline) > ROTATION_MASK {
+            self.entries[key].position = Some((OVERFLOW, 0));
+            self.overflow.push(key);
+            return;
+        }
+        let level = level_for(self.elapsed, deadline);
+        let slot = slot_for(deadline, level);
         let head = self.levels[level].heads[slot];
         {
             let entry = &mut self.entries[key];
@@ -178,6 +182,10 @@ impl Wheel {
             let Some((level, slot)) = entry.position.take() else {
                 return;
             };
+            if level == OVERFLOW {
+                self.overflow.retain(|&k| k != key);
+                return;
+            }
             (level as usize, slot as usize, entry.prev, entry.next)
         };
         if prev == NIL {
@@ -201,7 +209,10 @@ impl Wheel {
             }
             let shift = index as u32 * SLOT_BITS;
             let position = ((self.elapsed >> shift) as usize) & (SLOTS - 1);
-            let distance = level.occupied.rotate_right(position as u32).trailing_zeros() as usize;
+            let distance = level
+                .occupied
+                .rotate_right(position as u32)
+                .trailing_zeros() as usize;
             let slot = (position + distance) % SLOTS;
             let level_span = 1u64 << (shift + SLOT_BITS);
             let level_start = self.elapsed & !(level_span - 1);
@@ -214,17 +225,43 @@ impl Wheel {
         None
     }
 
+    /// When the overflow list must be re-inserted: the start of the top
+    /// level's next rotation.
+    fn next_rotation(&self) -> Option<u64> {
+        (!self.overflow.is_empty()).then(|| (self.elapsed | ROTATION_MASK).saturating_add(1))
+    }
+
     /// The earliest tick at which [`advance`](Self::advance) has work to do.
     /// A slot above level 0 may only cascade at that tick, so this is a lower
     /// bound on the next firing, which is what a sleeping driver needs.
     pub(crate) fn next_deadline(&self) -> Option<u64> {
-        self.next_due_slot().map(|(_, _, due)| due.max(self.elapsed))
+        let slot = self
+            .next_due_slot()
+            .map(|(_, _, due)| due.max(self.elapsed));
+        match (slot, self.next_rotation()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Advances the wheel to `now`, handing the wakers of every timer whose
     /// deadline is `<= now` to `fire`, in deadline order slot by slot.
     pub(crate) fn advance(&mut self, now: u64, mut fire: impl FnMut(Waker)) {
-        while let Some((level, slot, due)) = self.next_due_slot() {
+        loop {
+            let next_slot = self.next_due_slot();
+            if let Some(rotation) = self.next_rotation() {
+                if rotation <= now && next_slot.is_none_or(|(_, _, due)| rotation < due) {
+                    self.elapsed = rotation;
+                    for key in std::mem::take(&mut self.overflow) {
+                        self.entries[key].position = None;
+                        self.link(key);
+                    }
+                    continue;
+                }
+            }
+            let Some((level, slot, due)) = next_slot else {
+                break;
+            };
             if due > now {
                 break;
             }
@@ -289,7 +326,7 @@ mod tests {
         assert_eq!(level_for(60, 70), 1);
         assert_eq!(level_for(0, 4095), 1);
         assert_eq!(level_for(0, 4096), 2);
-        assert_eq!(level_for(0, MAX_SPAN), LEVELS - 1);
+        assert_eq!(level_for(0, ROTATION_MASK), LEVELS - 1);
     }
 
     #[test]
@@ -355,7 +392,7 @@ mod tests {
     fn deadlines_beyond_the_span_wait_and_fire() {
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut wheel = Wheel::new();
-        let far = MAX_SPAN * 3 + 17;
+        let far = ROTATION_MASK * 3 + 17;
         wheel.insert(far, waker(9, &log)).unwrap();
         wheel.insert(u64::MAX, waker(10, &log)).unwrap();
         let mut now = 0;

@@ -1,0 +1,190 @@
+//! Time: [`sleep`], [`sleep_until`], timeout scopes ([`timeout`],
+//! [`timeout_at`], [`Timeout`]) and [`wait_for`], on per-worker timing wheels.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! spindle::run(async {
+//!     let start = Instant::now();
+//!     // Three 100 ms sleeps in three tasks take about 100 ms, not 300.
+//!     let sleeps: Vec<_> = (0..3)
+//!         .map(|_| spindle::spawn(spindle::sleep(Duration::from_millis(100))))
+//!         .collect();
+//!     for s in sleeps {
+//!         s.await?;
+//!     }
+//!     assert!(start.elapsed() < Duration::from_millis(280));
+//!     spindle::Ok(())
+//! }).unwrap();
+//! ```
+//!
+//! # Clock and resolution
+//! Time is `std::time::Instant`. Timers have a resolution of one tick of one
+//! millisecond: a deadline is rounded up to the next tick, so a timer never
+//! fires early and, on an idle runtime, at most one tick plus the scheduling
+//! delay late.
+//!
+//! # Where timers live
+//! Every worker has its own wheel behind its own lock: a task registers its
+//! timer on the wheel of the worker it runs on, so workers do not contend
+//! on one timer lock (tokio-rs/tokio#6504). Cancelling a timer (dropping a
+//! `Sleep`) from another worker takes only that wheel's lock. Expired timers
+//! are fired by the wheel's own worker between tasks, by any worker every
+//! few dozen tasks, and by the worker sleeping in the driver, whose timeout
+//! is the earliest deadline of all wheels.
+
+mod sleep;
+mod timeout;
+pub(crate) mod wheel;
+
+pub use sleep::{duration_from_secs, sleep, sleep_until, Sleep};
+pub use timeout::{timeout, timeout_at, wait_for, Timeout, TimeoutFuture, WaitFor};
+
+use crate::loom::{lock, AtomicU64, Mutex};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+use wheel::{TimerKey, Wheel};
+
+/// Cached "no timer" deadline.
+const NONE: u64 = u64::MAX;
+
+/// The timers of one runtime: a wheel per worker plus one for timers
+/// registered from threads outside the runtime.
+pub(crate) struct Timers {
+    origin: Instant,
+    wheels: Box<[WheelSlot]>,
+}
+
+struct WheelSlot {
+    wheel: Mutex<Wheel>,
+    /// The wheel's next deadline (`NONE` if empty), readable without the lock.
+    next: AtomicU64,
+}
+
+/// Where a registered timer lives.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TimerEntry {
+    wheel: usize,
+    key: TimerKey,
+}
+
+impl Timers {
+    pub(crate) fn new(workers: usize) -> Timers {
+        Timers {
+            origin: Instant::now(),
+            wheels: (0..=workers)
+                .map(|_| WheelSlot {
+                    wheel: Mutex::new(Wheel::new()),
+                    next: AtomicU64::new(NONE),
+                })
+                .collect(),
+        }
+    }
+
+    /// The wheel for timers registered outside the workers.
+    pub(crate) fn outside_wheel(&self) -> usize {
+        self.wheels.len() - 1
+    }
+
+    /// The current tick (whole milliseconds since the origin).
+    pub(crate) fn now(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    /// The tick of a deadline, rounded up; deadlines before the origin are
+    /// tick 0, deadlines too far to express saturate.
+    pub(crate) fn tick_of(&self, deadline: Instant) -> u64 {
+        let since = deadline.saturating_duration_since(self.origin);
+        let millis = since.as_millis();
+        let rounded_up = if since > Duration::from_millis(millis as u64) {
+            millis + 1
+        } else {
+            millis
+        };
+        u64::try_from(rounded_up).unwrap_or(u64::MAX - 2)
+    }
+
+    /// The instant of a tick, `None` if it is too far to express.
+    pub(crate) fn instant_of(&self, tick: u64) -> Option<Instant> {
+        self.origin.checked_add(Duration::from_millis(tick))
+    }
+
+    fn refresh(slot: &WheelSlot, wheel: &Wheel) {
+        slot.next
+            .store(wheel.next_deadline().unwrap_or(NONE), SeqCst);
+    }
+
+    /// Registers a timer; `None` if `tick` has already passed (the timer
+    /// counts as fired).
+    pub(crate) fn register(&self, wheel: usize, tick: u64, waker: &Waker) -> Option<TimerEntry> {
+        let slot = &self.wheels[wheel];
+        let mut guard = lock(&slot.wheel);
+        let key = guard.insert(tick, waker.clone())?;
+        Self::refresh(slot, &guard);
+        Some(TimerEntry { wheel, key })
+    }
+
+    /// Whether the timer fired; if not, its waker is refreshed.
+    pub(crate) fn poll_fired(&self, entry: TimerEntry, waker: &Waker) -> bool {
+        let mut guard = lock(&self.wheels[entry.wheel].wheel);
+        if guard.is_fired(entry.key) {
+            return true;
+        }
+        guard.set_waker(entry.key, waker);
+        false
+    }
+
+    /// Removes a timer, fired or not.
+    pub(crate) fn remove(&self, entry: TimerEntry) {
+        let slot = &self.wheels[entry.wheel];
+        let waker = {
+            let mut guard = lock(&slot.wheel);
+            let waker = guard.remove(entry.key);
+            Self::refresh(slot, &guard);
+            waker
+        };
+        drop(waker);
+    }
+
+    /// Fires the expired timers of one wheel (wakers are woken after the
+    /// lock is released). Returns how many fired.
+    pub(crate) fn process(&self, wheel: usize, now: u64) -> usize {
+        let slot = &self.wheels[wheel];
+        if slot.next.load(Relaxed) > now {
+            return 0;
+        }
+        let mut fired = Vec::new();
+        {
+            let mut guard = lock(&slot.wheel);
+            guard.advance(now, |waker| fired.push(waker));
+            Self::refresh(slot, &guard);
+        }
+        let count = fired.len();
+        for waker in fired {
+            waker.wake();
+        }
+        count
+    }
+
+    /// Fires the expired timers of every wheel.
+    pub(crate) fn process_all(&self, now: u64) -> usize {
+        (0..self.wheels.len()).map(|w| self.process(w, now)).sum()
+    }
+
+    /// The cached next deadline of one wheel.
+    pub(crate) fn next_of(&self, wheel: usize) -> Option<u64> {
+        let next = self.wheels[wheel].next.load(Relaxed);
+        (next != NONE).then_some(next)
+    }
+
+    /// The earliest deadline of all wheels.
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        let next = self
+            .wheels
+            .iter()
+            .map(|slot| slot.next.load(SeqCst))
+            .min()
+            .unwrap_or(NONE);
+        (next != NONE).then_some(next)
+    }
+}

@@ -1,0 +1,368 @@
+//! Timeout scopes (asyncio's `timeout` / `timeout_at`) and [`wait_for`].
+//!
+//! A scope works like asyncio's: when its deadline passes it *cancels the
+//! task* it runs in and remembers that it did; when the block it guards ends
+//! with the cancellation, the scope withdraws its own request
+//! (`uncancel`) and, if no other cancel request is left beyond those that
+//! were there at entry, turns the cancellation into a timeout error. So
+//! only the scope whose own deadline fired converts the cancellation; a
+//! cancel from outside passes through untouched, and nested scopes behave
+//! as in asyncio (spec cases 63-70).
+
+use super::TimerEntry;
+use crate::error::{Error, Result};
+use crate::loom::{lock, Mutex};
+use crate::runtime::{context, Handle};
+use crate::task::AnyTask;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+/// A timeout scope: a deadline that, when it passes, cancels the block the
+/// scope guards and turns the cancellation into a timeout error (asyncio's
+/// `asyncio.timeout` / `asyncio.timeout_at` context managers).
+///
+/// Clones refer to the same scope, so the block can reschedule it:
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use spindle::time::Timeout;
+/// spindle::run(async {
+///     let scope = Timeout::after(Duration::from_millis(10));
+///     let inner = scope.clone();
+///     let result = scope.run(async move {
+///         // More time is needed: move the deadline.
+///         inner.reschedule(Some(Instant::now() + Duration::from_secs(10)))?;
+///         spindle::sleep(Duration::from_millis(30)).await?;
+///         spindle::Ok("finished")
+///     }).await;
+///     assert_eq!(result?, "finished");
+///     assert!(!scope.expired());
+///     spindle::Ok(())
+/// }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Timeout {
+    shared: Arc<Mutex<Scope>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Created,
+    Entered,
+    Expiring,
+    Expired,
+    Exited,
+}
+
+struct Scope {
+    phase: Phase,
+    when: Option<Instant>,
+    /// The task the scope was entered in.
+    task: Option<AnyTask>,
+    /// `task.cancelling()` at entry.
+    cancelling_at_entry: u32,
+    /// The armed timer, with the runtime it lives in.
+    timer: Option<(Handle, TimerEntry)>,
+    /// Bumped at every re-arm, so that a timer that fired for an old
+    /// deadline does nothing.
+    generation: u64,
+}
+
+/// The waker stored in the timer wheel: firing it expires the scope.
+struct Fire {
+    scope: Arc<Mutex<Scope>>,
+    generation: u64,
+}
+
+impl Wake for Fire {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let mut scope = lock(&self.scope);
+        if scope.generation == self.generation {
+            // Give the fired entry back to its wheel, then expire.
+            scope.disarm();
+            scope.expire();
+        }
+    }
+}
+
+impl Scope {
+    /// asyncio's `_on_timeout`: cancel the task, mark the scope expiring.
+    fn expire(&mut self) {
+        if self.phase == Phase::Entered {
+            self.phase = Phase::Expiring;
+            if let Some(task) = &self.task {
+                task.cancel();
+            }
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.generation += 1;
+        if let Some((handle, entry)) = self.timer.take() {
+            handle.shared.timers.remove(entry);
+        }
+    }
+
+    /// Arms the timer for `self.when` (the scope is entered).
+    fn arm(&mut self, shared: &Arc<Mutex<Scope>>) -> Result<()> {
+        self.disarm();
+        let Some(when) = self.when else {
+            return Ok(());
+        };
+        let handle = Handle::try_current()?;
+        let timers = &handle.shared.timers;
+        let tick = timers.tick_of(when);
+        if tick <= timers.now() {
+            // Already due: fire at the task's next await point.
+            self.expire();
+            return Ok(());
+        }
+        let waker = Waker::from(Arc::new(Fire {
+            scope: shared.clone(),
+            generation: self.generation,
+        }));
+        let wheel =
+            context::worker_index_in(&handle.shared).unwrap_or_else(|| timers.outside_wheel());
+        match timers.register(wheel, tick, &waker) {
+            Some(entry) => {
+                handle.shared.timer_added(tick);
+                self.timer = Some((handle, entry));
+            }
+            None => self.expire(),
+        }
+        Ok(())
+    }
+}
+
+impl Timeout {
+    /// A scope with deadline `when` (`None`: no deadline), like
+    /// `asyncio.timeout_at(when)`.
+    pub fn at(when: Option<Instant>) -> Timeout {
+        Timeout {
+            shared: Arc::new(Mutex::new(Scope {
+                phase: Phase::Created,
+                when,
+                task: None,
+                cancelling_at_entry: 0,
+                timer: None,
+                generation: 0,
+            })),
+        }
+    }
+
+    /// A scope whose deadline is `delay` from now, like
+    /// `asyncio.timeout(delay)`. A delay too large for the clock means no
+    /// deadline.
+    pub fn after(delay: Duration) -> Timeout {
+        Timeout::at(Instant::now().checked_add(delay))
+    }
+
+    /// The deadline, `None` if there is none.
+    pub fn when(&self) -> Option<Instant> {
+        lock(&self.shared).when
+    }
+
+    /// Whether the deadline passed and the scope cancelled its block.
+    pub fn expired(&self) -> bool {
+        matches!(lock(&self.shared).phase, Phase::Expiring | Phase::Expired)
+    }
+
+    /// Moves the deadline (asyncio's `reschedule`): later lets the block run
+    /// longer, earlier (or past) fires as soon as possible, `None` disables
+    /// it. An invalid-state error before the scope is entered, after it
+    /// exited, or once it expired.
+    pub fn reschedule(&self, when: Option<Instant>) -> Result<()> {
+        let mut scope = lock(&self.shared);
+        match scope.phase {
+            Phase::Entered => {}
+            Phase::Created => return Err(Error::invalid_state("the timeout has not been entered")),
+            phase => {
+                return Err(Error::invalid_state(format!(
+                    "cannot reschedule a timeout that is {}",
+                    match phase {
+                        Phase::Expiring | Phase::Expired => "expired",
+                        _ => "finished",
+                    }
+                )))
+            }
+        }
+        scope.when = when;
+        scope.arm(&self.shared)
+    }
+
+    /// Runs `future` under this scope (asyncio's `async with timeout:`).
+    /// A scope can be entered once; the future must be awaited in a task.
+    pub fn run<F>(&self, future: F) -> TimeoutFuture<F> {
+        TimeoutFuture {
+            scope: self.clone(),
+            entered: false,
+            future,
+        }
+    }
+}
+
+impl fmt::Debug for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scope = lock(&self.shared);
+        f.debug_struct("Timeout")
+            .field("when", &scope.when)
+            .field("phase", &scope.phase)
+            .finish()
+    }
+}
+
+/// Runs `future` with a time limit of `delay`, like `async with
+/// asyncio.timeout(delay):`. On expiry the future sees a cancellation at its
+/// current await point, may clean up (and await), and the result is a
+/// timeout error ([`Error::is_timeout`]).
+///
+/// ```
+/// use std::time::Duration;
+/// spindle::run(async {
+///     let slow = spindle::sleep(Duration::from_secs(5));
+///     let err = spindle::timeout(Duration::from_millis(20), slow).await.unwrap_err();
+///     assert!(err.is_timeout());
+///     spindle::Ok(())
+/// }).unwrap();
+/// ```
+pub fn timeout<F>(delay: Duration, future: F) -> TimeoutFuture<F> {
+    Timeout::after(delay).run(future)
+}
+
+/// Runs `future` with the deadline `when` (`None`: no deadline), like
+/// `asyncio.timeout_at(when)`.
+pub fn timeout_at<F>(when: Option<Instant>, future: F) -> TimeoutFuture<F> {
+    Timeout::at(when).run(future)
+}
+
+/// Waits for `future` with a time limit, like `asyncio.wait_for` (3.12+):
+/// on expiry the future is cancelled, its cleanup is awaited, then a
+/// timeout error is returned; if it swallows the cancellation and returns a
+/// value, that value is returned; if its cleanup fails with another error,
+/// that error is returned. `None` means no limit. With a zero limit, a
+/// [`Task`](crate::Task) that is already done gives its outcome and one that
+/// is not is cancelled, awaited, and a timeout error is returned.
+///
+/// ```
+/// use std::time::Duration;
+/// spindle::run(async {
+///     let task = spindle::spawn(async {
+///         spindle::sleep(Duration::from_secs(10)).await?;
+///         spindle::Ok(())
+///     });
+///     let err = spindle::wait_for(Some(Duration::from_millis(20)), task).await.unwrap_err();
+///     assert!(err.is_timeout());
+///     spindle::Ok(())
+/// }).unwrap();
+/// ```
+pub fn wait_for<F>(limit: Option<Duration>, future: F) -> WaitFor<F> {
+    match limit {
+        Some(limit) => timeout(limit, future),
+        None => timeout_at(None, future),
+    }
+}
+
+/// The future of [`wait_for`].
+pub type WaitFor<F> = TimeoutFuture<F>;
+
+/// The future of [`Timeout::run`], [`timeout`] and [`timeout_at`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct TimeoutFuture<F> {
+    scope: Timeout,
+    entered: bool,
+    future: F,
+}
+
+impl<F> TimeoutFuture<F> {
+    /// The scope, to query or reschedule it.
+    pub fn scope(&self) -> &Timeout {
+        &self.scope
+    }
+
+    fn enter(&mut self) -> Result<()> {
+        let task = crate::task::current_task()?
+            .ok_or_else(|| Error::runtime("a timeout scope must run inside a task"))?;
+        let mut scope = lock(&self.scope.shared);
+        if scope.phase != Phase::Created {
+            return Err(Error::invalid_state(
+                "a timeout scope can be entered only once",
+            ));
+        }
+        scope.cancelling_at_entry = task.cancelling();
+        scope.task = Some(task);
+        scope.phase = Phase::Entered;
+        scope.arm(&self.scope.shared)
+    }
+
+    /// asyncio's `__aexit__`.
+    fn exit<T>(&mut self, outcome: Result<T>) -> Result<T> {
+        let mut scope = lock(&self.scope.shared);
+        scope.disarm();
+        match scope.phase {
+            Phase::Expiring => {
+                scope.phase = Phase::Expired;
+                let task = scope.task.take();
+                let remaining = task.as_ref().map_or(0, AnyTask::uncancel);
+                match outcome {
+                    Err(e) if e.is_cancelled() && remaining <= scope.cancelling_at_entry => {
+                        Err(Error::timeout())
+                    }
+                    other => other,
+                }
+            }
+            _ => {
+                scope.phase = Phase::Exited;
+                scope.task = None;
+                outcome
+            }
+        }
+    }
+}
+
+impl<F, T, E> Future for TimeoutFuture<F>
+where
+    F: Future<Output = std::result::Result<T, E>>,
+    E: Into<Error>,
+{
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        // SAFETY: `future` is structurally pinned: it is never moved out of
+        // `self`; the other fields are not pinned and are only accessed
+        // through `&mut`, which never moves `future`.
+        let this = unsafe { self.get_unchecked_mut() };
+        if !this.entered {
+            this.entered = true;
+            if let Err(e) = this.enter() {
+                return Poll::Ready(Err(e));
+            }
+        }
+        // SAFETY: see above.
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        match future.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(outcome) => Poll::Ready(this.exit(outcome.map_err(Into::into))),
+        }
+    }
+}
+
+impl<F> Drop for TimeoutFuture<F> {
+    fn drop(&mut self) {
+        if self.entered {
+            let mut scope = lock(&self.scope.shared);
+            if matches!(scope.phase, Phase::Entered | Phase::Expiring) {
+                scope.disarm();
+                scope.phase = Phase::Exited;
+                scope.task = None;
+            }
+        }
+    }
+}

@@ -81,6 +81,17 @@ pub(crate) fn enter_task(task: RawTask) -> TaskGuard {
     }
 }
 
+/// Marks this thread as polling no task until the guard drops (done
+/// callbacks run this way).
+pub(crate) fn leave_task() -> TaskGuard {
+    let (previous_task, previous_budget) =
+        CONTEXT.with(|c| (c.task.replace(ptr::null()), c.budget.get()));
+    TaskGuard {
+        previous_task,
+        previous_budget,
+    }
+}
+
 pub(crate) struct TaskGuard {
     previous_task: *const Header,
     previous_budget: u32,

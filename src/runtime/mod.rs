@@ -282,11 +282,12 @@ impl Runtime {
                     break;
                 }
             }
-            // 2. Abort what ignored the cancel, and report it.
+            // 2. Abort what ignored the cancel, and report it (once).
             let abort_deadline = Instant::now() + self.shutdown_timeout;
+            let mut aborted: HashSet<TaskId> = HashSet::new();
             while shared.live_tasks() > 0 && Instant::now() < abort_deadline {
                 for task in shared.all_tasks() {
-                    if task.abort() {
+                    if aborted.insert(task.id()) && task.abort() {
                         shared.report(Unhandled::destroyed_pending(&task));
                     }
                 }
@@ -304,6 +305,12 @@ impl Runtime {
             }
         }
         for task in left {
+            if !on_worker {
+                // No worker runs any more: a task still not complete (its
+                // abort could not take effect in time) is completed here, so
+                // no handle waits on it forever.
+                task.abort_stopped();
+            }
             task.drop_reference();
         }
     }

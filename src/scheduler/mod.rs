@@ -106,6 +106,14 @@ pub(crate) struct Shared {
     pub(crate) timers: Timers,
     /// The mio driver idle workers sleep in.
     pub(crate) driver: Driver,
+    /// Done callbacks waiting to run (see [`Shared::call_soon`]).
+    callbacks: Mutex<CallbackQueue>,
+}
+
+struct CallbackQueue {
+    pending: std::collections::VecDeque<StoredCallback>,
+    /// An internal task is draining the queue.
+    draining: bool,
 }
 
 /// The parts of a worker that other threads touch.
@@ -145,6 +153,10 @@ impl Shared {
             report_hook,
             timers: Timers::new(workers),
             driver,
+            callbacks: Mutex::new(CallbackQueue {
+                pending: Default::default(),
+                draining: false,
+            }),
         });
         Ok((shared, locals))
     }
@@ -237,36 +249,66 @@ impl Shared {
                 .any(|r| !r.stealer.is_empty() || !r.lifo.load(Acquire).is_null())
     }
 
-    /// Bookkeeping when a task completes: leave the registry, count down.
-    pub(crate) fn task_finished(&self, task: RawTask) {
+    /// A task completed: it leaves the registry, so `all_tasks` no longer
+    /// lists it.
+    pub(crate) fn unregister(&self, task: RawTask) {
         if self.registry.remove(task) {
             task.drop_reference();
         }
+    }
+
+    /// A task completed and its callbacks ran: count it down.
+    pub(crate) fn task_finished(&self) {
         if self.live.fetch_sub(1, AcqRel) == 1 {
             let _guard = lock(&self.all_done.0);
             self.all_done.1.notify_all();
         }
     }
 
-    /// Runs done callbacks soon, on the runtime, in order (asyncio's
-    /// `call_soon`); inline if the runtime no longer runs tasks.
+    /// Runs done callbacks soon, on the runtime, in the order they were
+    /// handed in across all calls (asyncio's `call_soon` FIFO): they go to
+    /// one queue drained by a single internal task at a time. Inline if the
+    /// runtime no longer runs tasks.
     pub(crate) fn call_soon(self: &Arc<Self>, callbacks: Vec<StoredCallback>) {
         if self.closed.load(SeqCst) {
             run_callbacks(Some(self), callbacks);
             return;
         }
-        let shared = self.clone();
-        let future = async move {
-            run_callbacks(Some(&shared), callbacks);
-            Ok::<(), Error>(())
+        let start_runner = {
+            let mut queue = lock(&self.callbacks);
+            queue.pending.extend(callbacks);
+            !std::mem::replace(&mut queue.draining, true)
         };
-        self.spawn(
-            future,
-            Spawn {
-                name: None,
-                hidden: true,
-            },
-        );
+        if start_runner {
+            let shared = self.clone();
+            let runner = async move {
+                shared.drain_callbacks();
+                Ok::<(), Error>(())
+            };
+            self.spawn(
+                runner,
+                Spawn {
+                    name: None,
+                    hidden: true,
+                },
+            );
+        }
+    }
+
+    /// Runs queued callbacks one at a time until the queue is empty.
+    fn drain_callbacks(&self) {
+        loop {
+            let next = {
+                let mut queue = lock(&self.callbacks);
+                let next = queue.pending.pop_front();
+                queue.draining = next.is_some();
+                next
+            };
+            match next {
+                Some(callback) => run_callbacks(Some(self), vec![callback]),
+                None => return,
+            }
+        }
     }
 
     /// Hands a report of an unhandled failure to the runtime's hook.
@@ -324,9 +366,11 @@ impl Shared {
     }
 }
 
-/// Runs stored done callbacks in order; a panicking callback is reported and
-/// the next ones still run.
+/// Runs stored done callbacks in order, outside any task; a panicking
+/// callback is reported and the next ones still run.
 pub(crate) fn run_callbacks(shared: Option<&Shared>, callbacks: Vec<StoredCallback>) {
+    // Like asyncio's, callbacks run outside any task.
+    let _no_task = context::leave_task();
     for callback in callbacks {
         let call = callback.call;
         if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {

@@ -100,19 +100,20 @@ impl<T> Promise<T> {
     }
 
     /// Cancels the promise at once (unlike a task's cancel, which is a
-    /// request). Returns `false` if it is already done.
+    /// request). Returns `false` if it is already done; like asyncio, that
+    /// still silences the report of a failure never retrieved.
     pub fn cancel(&self) -> bool {
-        self.finish(Status::Failed(Error::cancelled(None)), None)
-            .is_ok()
+        self.cancel_with_error(Error::cancelled(None))
     }
 
     /// Cancels the promise with a message for its awaiters.
     pub fn cancel_with(&self, message: impl Into<String>) -> bool {
-        self.finish(
-            Status::Failed(Error::cancelled(Some(Arc::from(message.into())))),
-            None,
-        )
-        .is_ok()
+        self.cancel_with_error(Error::cancelled(Some(Arc::from(message.into()))))
+    }
+
+    fn cancel_with_error(&self, error: Error) -> bool {
+        lock(&self.inner.slot).completion.retrieved = true;
+        self.finish(Status::Failed(error), None).is_ok()
     }
 
     /// Whether a result, error or cancellation was set.
@@ -222,7 +223,7 @@ impl<T: Clone> Future for Promise<T> {
         }
         if let Some(cancel) = context::take_current_cancel() {
             // asyncio: cancelling a task that waits on a future cancels the future.
-            this.cancel_with_error(cancel.clone());
+            let _ = this.cancel_with_error(cancel.clone());
             let mut slot = lock(&this.inner.slot);
             slot.completion.unregister(&mut this.wait_key);
             return Poll::Ready(read(&mut slot).unwrap_or(Err(cancel)));
@@ -234,12 +235,6 @@ impl<T: Clone> Future for Promise<T> {
         }
         slot.completion.register(&mut this.wait_key, cx.waker());
         Poll::Pending
-    }
-}
-
-impl<T> Promise<T> {
-    fn cancel_with_error(&self, error: Error) {
-        let _ = self.finish(Status::Failed(error), None);
     }
 }
 

@@ -232,6 +232,9 @@ impl RawTask {
         let header = self.header();
         {
             let mut aux = lock(&header.aux);
+            // asyncio: cancelling a task silences its "never retrieved"
+            // report, even when it is already done.
+            aux.completion.retrieved = true;
             if aux.completion.is_done() || !header.state.set_cancel_pending() {
                 return false;
             }
@@ -338,6 +341,21 @@ impl RawTask {
                 unsafe { raw.dealloc() };
                 RunOutcome::Done
             }
+        }
+    }
+
+    /// Completes a task that no worker will run any more (the runtime has
+    /// stopped): its future is dropped here. Does nothing if the task is
+    /// complete or being polled.
+    pub(crate) fn abort_stopped(self) {
+        if self.header().state.try_to_running() {
+            // SAFETY: RUNNING is now owned; the vtable matches the allocation.
+            unsafe {
+                (self.header().vtable.abort)(
+                    self.ptr,
+                    Error::cancelled(Some("aborted at shutdown".into())),
+                )
+            };
         }
     }
 
@@ -455,12 +473,15 @@ unsafe fn complete<T>(ptr: NonNull<Header>, outcome: Result<T, Error>) {
         aux.completion.finish(status)
     };
     drop(discarded);
+    header.shared.unregister(raw);
     // Done callbacks run here, after the outcome is recorded and before the
     // awaiters wake, so a callback can still read a result that an awaiter
     // will move out.
-    crate::scheduler::run_callbacks(Some(&header.shared), released.callbacks);
+    if !released.callbacks.is_empty() {
+        crate::scheduler::run_callbacks(Some(&header.shared), released.callbacks);
+    }
     released.waiters.wake_all();
-    header.shared.task_finished(raw);
+    header.shared.task_finished();
 }
 
 unsafe fn dealloc<F, T>(ptr: NonNull<Header>) {

@@ -147,6 +147,26 @@ impl State {
         Snapshot(prev)
     }
 
+    /// Takes the `RUNNING` state of a task that is neither running nor
+    /// complete, whether or not it is notified (used once the workers have
+    /// stopped). Returns `false` if that is not possible.
+    pub(crate) fn try_to_running(&self) -> bool {
+        let mut current = self.word.load(Acquire);
+        loop {
+            if current & (RUNNING | COMPLETE) != 0 {
+                return false;
+            }
+            let next = (current & !NOTIFIED) | RUNNING;
+            match self
+                .word
+                .compare_exchange_weak(current, next, AcqRel, Acquire)
+            {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
     /// The poll returned `Pending`: leave `RUNNING`, re-queue if woken meanwhile,
     /// otherwise give up the worker's reference.
     pub(crate) fn to_idle(&self) -> IdleAction {

@@ -1,14 +1,40 @@
 //! The tour: every scenario of the seed tutorials that spindle supports so
-//! far, in Rust, with measured timings. Run it with
-//! `cargo run --release --example tour`.
-//!
-//! Sections follow the tutorials: tasks running concurrently on several
-//! workers, names, task states, done callbacks, futures (`Promise`),
-//! cancellation with cleanup that still awaits, introspection.
+//! far, in Rust, with measured timings next to the ones the tutorials claim.
+//! Run it with `cargo run --release --example tour`.
 
 use spindle::task::Builder;
+use spindle::time::Timeout;
 use spindle::{AnyTask, Promise, Task};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// Prints a measured duration next to the one the tutorial claims.
+fn timing(what: &str, took: Duration, claimed: &str) {
+    println!(
+        "  [{what}: {:.2} s, tutorial: {claimed}]",
+        took.as_secs_f64()
+    );
+}
+
+async fn fetch(url: &str) -> spindle::Result<String> {
+    println!("  Fetching {url}");
+    spindle::sleep(secs(1.0)).await?; // simulate network I/O
+    Ok(format!("Data from {url}"))
+}
+
+async fn create_task() -> spindle::Result<()> {
+    println!("== create_task: two fetches run concurrently ==");
+    let start = Instant::now();
+    let task1 = spindle::spawn(fetch("https://api.example.com/a"));
+    let task2 = spindle::spawn(fetch("https://api.example.com/b"));
+    let (result1, result2) = (task1.await?, task2.await?);
+    println!("  {result1} {result2}");
+    timing("two 1 s fetches", start.elapsed(), "~1 s, not ~2 s");
+    Ok(())
+}
 
 /// CPU work that takes a while: counts the primes below `limit`.
 fn count_primes(limit: u64) -> u64 {
@@ -17,8 +43,6 @@ fn count_primes(limit: u64) -> u64 {
         .count() as u64
 }
 
-/// Runs `work` in slices, yielding between them, like an async function that
-/// awaits between steps.
 async fn crunch(slices: u32, limit: u64) -> spindle::Result<u64> {
     let mut total = 0;
     for _ in 0..slices {
@@ -28,22 +52,22 @@ async fn crunch(slices: u32, limit: u64) -> spindle::Result<u64> {
     Ok(total)
 }
 
-async fn concurrent_tasks() -> spindle::Result<()> {
-    println!("== Tasks run concurrently, on every worker ==");
+async fn every_core() -> spindle::Result<()> {
+    println!("== Tasks run in parallel on every worker ==");
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // Calibrate one unit of work.
     let start = Instant::now();
     crunch(4, 60_000).await?;
     let one = start.elapsed();
-
     let start = Instant::now();
     let tasks: Vec<Task<(u64, String)>> = (0..workers)
         .map(|i| {
-            Builder::new().name(format!("crunch-{i}")).spawn(async move {
-                let primes = crunch(4, 60_000).await?;
-                let thread = std::thread::current().name().unwrap_or("?").to_string();
-                spindle::Ok((primes, thread))
-            })
+            Builder::new()
+                .name(format!("crunch-{i}"))
+                .spawn(async move {
+                    let primes = crunch(4, 60_000).await?;
+                    let thread = std::thread::current().name().unwrap_or("?").to_string();
+                    spindle::Ok((primes, thread))
+                })
         })
         .collect();
     let mut threads = Vec::new();
@@ -55,12 +79,11 @@ async fn concurrent_tasks() -> spindle::Result<()> {
     }
     threads.sort();
     threads.dedup();
-    let elapsed = start.elapsed();
     println!(
-        "  {workers} tasks of {:.0?} each took {:.0?} in total on {} worker thread(s) \
-         (sequentially: ~{:.0?})",
+        "  {workers} CPU-bound tasks of {:.0?} each: {:.0?} in total on {} worker thread(s) \
+         (one after another: ~{:.0?})",
         one,
-        elapsed,
+        start.elapsed(),
         threads.len(),
         one * workers as u32
     );
@@ -69,58 +92,70 @@ async fn concurrent_tasks() -> spindle::Result<()> {
 
 async fn names_and_states() -> spindle::Result<()> {
     println!("== Task names and states ==");
+    let url = "https://api.example.com/a";
     let named = Builder::new()
-        .name("fetch-https://api.example.com/a")
-        .spawn(async { spindle::Ok("Data from https://api.example.com/a") });
+        .name(format!("fetch-{url}"))
+        .spawn(async move {
+            spindle::sleep(secs(0.1)).await?;
+            spindle::Ok(format!("Data from {url}"))
+        });
     let unnamed = spindle::spawn(async { spindle::Ok(()) });
     println!("  named task:   {}", named.name());
     println!("  default name: {}", unnamed.name());
-    println!("  before awaiting: done={} cancelled={}", named.done(), named.cancelled());
-    println!("  result(): {:?}", named.result().map_err(|e| e.to_string()));
-    let data = named.clone().await?;
-    println!("  awaited: {data}");
     println!(
-        "  after awaiting: done={} cancelled={} exception={:?}",
+        "  before: done={} cancelled={}",
+        named.done(),
+        named.cancelled()
+    );
+    println!("  result() too early: {}", named.result().unwrap_err());
+    println!("  awaited: {}", named.clone().await?);
+    println!(
+        "  after: done={} cancelled={} exception={:?}",
         named.done(),
         named.cancelled(),
         named.exception()?
     );
     unnamed.await?;
-
-    let failing = spindle::spawn(async { Err::<(), _>(spindle::Error::msg("connection refused")) });
-    let outcome = failing.clone().await;
-    println!("  a failing task: await gives {:?}", outcome.map_err(|e| e.to_string()));
-    println!("  ... and exception() gives {:?}", failing.exception()?.map(|e| e.to_string()));
+    let failing = spindle::spawn(async {
+        spindle::sleep(secs(0.01)).await?;
+        Err::<(), _>(spindle::Error::msg("connection refused"))
+    });
+    println!("  a failing task: {}", failing.clone().await.unwrap_err());
+    println!(
+        "  ... exception(): {:?}",
+        failing.exception()?.map(|e| e.to_string())
+    );
     Ok(())
 }
 
 fn on_complete(task: &Task<String>) {
     if task.cancelled() {
-        println!("  callback: task {} was cancelled", task.name());
+        println!("  Task was cancelled");
     } else if let Ok(Some(error)) = task.exception() {
-        println!("  callback: task {} failed: {error}", task.name());
+        println!("  Task failed: {error}");
     } else {
-        println!("  callback: task {} result: {:?}", task.name(), task.result());
+        println!("  Task result: {}", task.result().unwrap_or_default());
     }
 }
 
 async fn done_callbacks() -> spindle::Result<()> {
     println!("== Done callbacks ==");
-    let task = Builder::new().name("work").spawn(async {
-        spindle::yield_now().await?;
+    let start = Instant::now();
+    let task = spindle::spawn(async {
+        spindle::sleep(secs(1.0)).await?;
         spindle::Ok("Done!".to_string())
     });
     task.add_done_callback(on_complete);
-    task.add_done_callback(|_: &Task<String>| println!("  callback 1 called"));
-    task.add_done_callback(|_: &Task<String>| println!("  callback 2 called"));
+    task.add_done_callback(|_: &Task<String>| println!("  Callback 1 called"));
+    task.add_done_callback(|_: &Task<String>| println!("  Callback 2 called"));
     task.clone().await?;
-
-    let doomed = Builder::new().name("doomed").spawn(async {
-        // Waits for a promise nobody sets: only a cancel ends it.
-        Promise::<String>::new().await
+    timing("work with a 1 s sleep", start.elapsed(), "1 s");
+    let doomed = spindle::spawn(async {
+        spindle::sleep(secs(10.0)).await?;
+        spindle::Ok(String::new())
     });
     doomed.add_done_callback(on_complete);
-    spindle::yield_now().await?;
+    spindle::sleep(secs(0.01)).await?;
     doomed.cancel();
     let _ = doomed.await;
     Ok(())
@@ -132,71 +167,149 @@ async fn futures() -> spindle::Result<()> {
     future.set_result("Hello!")?;
     println!("  {}", future.clone().await?);
 
+    let start = Instant::now();
     let future: Promise<String> = Promise::new();
-    let producer = {
-        let future = future.clone();
-        spindle::spawn(async move {
-            // Simulated work between awaits.
-            crunch(2, 20_000).await?;
-            future.set_result("Data ready!".to_string())
-        })
-    };
+    let setter = future.clone();
+    let producer = spindle::spawn(async move {
+        spindle::sleep(secs(1.0)).await?;
+        setter.set_result("Data ready!".to_string())
+    });
     let consumer = spindle::spawn(async move {
         println!("  Waiting for data...");
-        let result = future.await?;
-        println!("  Got: {result}");
+        println!("  Got: {}", future.await?);
         spindle::Ok(())
     });
     producer.await?;
     consumer.await?;
+    timing("producer/consumer", start.elapsed(), "1 s");
     Ok(())
 }
 
 async fn save_state() -> spindle::Result<()> {
-    // Cleanup that awaits: it hands the state to another task and waits for it.
-    let saver = spindle::spawn(async {
-        spindle::yield_now().await?;
-        spindle::Ok("state saved")
-    });
-    println!("  {}", saver.await?);
+    spindle::sleep(secs(0.1)).await?;
+    println!("  State saved!");
     Ok(())
 }
 
 async fn cancellation() -> spindle::Result<()> {
-    println!("== Cancellation with cleanup ==");
-    let started = Promise::new();
-    let started_signal = started.clone();
-    let worker = Builder::new().name("graceful_worker").spawn(async move {
-        started_signal.set_result(())?;
-        let mut rounds = 0u64;
+    println!("== Cancellation ==");
+    let start = Instant::now();
+    let worker = spindle::spawn(async {
         loop {
-            if let Err(error) = spindle::yield_now().await {
-                println!("  I was cancelled after {rounds} rounds ({error}); cleaning up...");
-                save_state().await?;
-                return Err::<(), _>(error);
+            println!("  Working...");
+            if let Err(cancelled) = spindle::sleep(secs(0.1)).await {
+                println!("  Task was cancelled! Cleaning up...");
+                return Err::<(), _>(cancelled);
             }
-            rounds += 1;
         }
     });
-    started.await?;
-    for _ in 0..100 {
-        spindle::yield_now().await?;
+    spindle::sleep(secs(0.3)).await?;
+    worker.cancel();
+    if worker.clone().await.is_err_and(|e| e.is_cancelled()) {
+        println!(
+            "  Confirmed: task is cancelled (cancelled()={})",
+            worker.cancelled()
+        );
     }
-    worker.cancel_with("Timeout exceeded");
-    println!("  cancel requested: cancelling()={}, cancelled()={}", worker.cancelling(), worker.cancelled());
-    match worker.clone().await {
+    timing("cancelled after", start.elapsed(), "0.3 s");
+
+    println!("  -- cleanup that awaits, and a message:");
+    let start = Instant::now();
+    let task = spindle::spawn(async {
+        match spindle::sleep(secs(10.0)).await {
+            Err(cancelled) => {
+                println!("  Cleaning up resources...");
+                save_state().await?; // can still await in cleanup
+                Err::<(), _>(cancelled) // always re-raise
+            }
+            Ok(()) => Ok(()),
+        }
+    });
+    spindle::sleep(secs(0.01)).await?;
+    task.cancel_with("Timeout exceeded");
+    match task.await {
         Err(e) if e.is_cancelled() => println!("  Cancelled: {}", e.cancel_message().unwrap_or("")),
         other => println!("  unexpected: {other:?}"),
     }
-    println!("  after the await: cancelled()={}", worker.cancelled());
+    timing("cancel + 0.1 s of cleanup", start.elapsed(), "~0.11 s");
 
-    println!("  -- a task cancelled before it starts never runs its body:");
     let never = spindle::spawn(async {
-        println!("  (this line is never printed)");
+        println!("  (never printed: a task cancelled before it starts never runs)");
         spindle::Ok(())
     });
-    never.cancel_with("too early");
-    println!("  {:?}", never.await.map_err(|e| e.to_string()));
+    never.cancel();
+    println!("  cancelled before starting: {}", never.await.unwrap_err());
+    Ok(())
+}
+
+async fn slow_operation() -> spindle::Result<&'static str> {
+    spindle::sleep(secs(5.0)).await?;
+    Ok("finally done")
+}
+
+async fn unreliable_fetch(attempt: u32) -> spindle::Result<String> {
+    let delay = if attempt < 3 { 0.5 } else { 0.01 }; // fast on the third attempt
+    spindle::sleep(secs(delay)).await?;
+    Ok(format!("data (attempt {attempt})"))
+}
+
+async fn fetch_with_retries(max_retries: u32, timeout: f64) -> spindle::Result<String> {
+    for attempt in 1..=max_retries {
+        match spindle::wait_for(Some(secs(timeout)), unreliable_fetch(attempt)).await {
+            Ok(result) => {
+                println!("  Attempt {attempt}: success");
+                return Ok(result);
+            }
+            Err(e) if e.is_timeout() => println!("  Attempt {attempt}: timed out"),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(spindle::Error::msg(format!(
+        "Failed after {max_retries} attempts"
+    )))
+}
+
+async fn timeouts() -> spindle::Result<()> {
+    println!("== Timeouts ==");
+    let start = Instant::now();
+    match spindle::wait_for(Some(secs(0.1)), slow_operation()).await {
+        Ok(result) => println!("  Result: {result}"),
+        Err(e) if e.is_timeout() => println!("  Operation timed out after 0.1s"),
+        Err(e) => return Err(e),
+    }
+    timing(
+        "5 s operation under a 0.1 s wait_for",
+        start.elapsed(),
+        "0.1 s",
+    );
+
+    let fast = async {
+        spindle::sleep(secs(0.01)).await?;
+        spindle::Ok("quick result")
+    };
+    println!(
+        "  Fast result: {}",
+        spindle::wait_for(Some(secs(1.0)), fast).await?
+    );
+
+    let start = Instant::now();
+    let result = fetch_with_retries(3, 0.1).await?;
+    println!("  Final result: {result}");
+    timing(
+        "retries: two 0.1 s timeouts, then success",
+        start.elapsed(),
+        "~0.21 s",
+    );
+
+    let start = Instant::now();
+    let scope = Timeout::after(secs(0.2));
+    let outcome = scope.run(spindle::sleep(secs(10.0))).await;
+    println!(
+        "  asyncio.timeout(0.2) around a 10 s sleep: {} (expired()={})",
+        outcome.unwrap_err(),
+        scope.expired()
+    );
+    timing("timeout scope", start.elapsed(), "0.2 s");
     Ok(())
 }
 
@@ -204,33 +317,43 @@ async fn introspection() -> spindle::Result<()> {
     println!("== Introspection ==");
     let me = spindle::current_task()?.expect("the tour runs in a task");
     println!("  current task: {} (id {})", me.name(), me.id());
-    let blockers: Vec<Task<()>> = (0..3)
-        .map(|i| Builder::new().name(format!("waiter-{i}")).spawn(Promise::new()))
+    let waiters: Vec<Task<()>> = (0..3)
+        .map(|i| {
+            Builder::new()
+                .name(format!("waiter-{i}"))
+                .spawn(spindle::sleep(secs(60.0)))
+        })
         .collect();
-    spindle::yield_now().await?;
+    spindle::sleep(secs(0.01)).await?;
     let mut tasks: Vec<AnyTask> = spindle::all_tasks()?;
     tasks.sort_by_key(|t| t.id());
     for task in &tasks {
-        println!("  all_tasks: {:>4} {:<12} {:?}", task.id(), task.name(), task.state());
+        println!(
+            "  all_tasks: {:>4} {:<12} {:?}",
+            task.id(),
+            task.name(),
+            task.state()
+        );
     }
-    for task in &blockers {
-        task.cancel();
-    }
+    println!("  (the waiters are cancelled when the tour's main task returns)");
+    drop(waiters);
     Ok(())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     spindle::run(async {
-        concurrent_tasks().await?;
+        create_task().await?;
+        every_core().await?;
         names_and_states().await?;
         done_callbacks().await?;
         futures().await?;
         cancellation().await?;
+        timeouts().await?;
         introspection().await?;
         spindle::Ok(())
     })
     .map_err(|e| e.to_string())?;
-    println!("== Tour done in {:.0?} ==", start.elapsed());
+    println!("== Tour done in {:.1} s ==", start.elapsed().as_secs_f64());
     Ok(())
 }

@@ -63,15 +63,43 @@ impl Log {
     }
 }
 
+/// Waits until `task` is done without awaiting its handle (an await moves a
+/// success value out of the task).
+async fn wait_done<T: Send + 'static>(task: &Task<T>) -> spindle::Result<()> {
+    let done = Promise::<()>::new();
+    let d = done.clone();
+    task.add_done_callback(move |_: &Task<T>| {
+        let _ = d.set_result(());
+    });
+    done.await
+}
+
 /// A task that fails with `Error::msg(text)` once `gate` is set.
 fn failing_after(gate: &Promise<()>, name: &str, text: &'static str) -> Task<u32> {
     let gate = gate.clone();
-    spindle::task::Builder::new()
-        .name(name)
-        .spawn(async move {
-            gate.await?;
-            Err::<u32, _>(Error::msg(text))
-        })
+    spindle::task::Builder::new().name(name).spawn(async move {
+        gate.await?;
+        Err::<u32, _>(Error::msg(text))
+    })
+}
+
+/// `Runtime::spawn` with a task name.
+trait SpawnNamed {
+    fn spawn_named<F, T>(&self, name: &str, future: F) -> Task<T>
+    where
+        F: std::future::Future<Output = spindle::Result<T>> + Send + 'static,
+        T: Send + 'static;
+}
+
+impl SpawnNamed for Runtime {
+    fn spawn_named<F, T>(&self, name: &str, future: F) -> Task<T>
+    where
+        F: std::future::Future<Output = spindle::Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.handle()
+            .spawn_with(spindle::task::Builder::new().name(name), future)
+    }
 }
 
 // -- case 10 ------------------------------------------------------------------
@@ -91,13 +119,23 @@ fn case_10_task_result_and_exception_in_each_state() {
                 g.await?;
                 spindle::Ok(5)
             });
-            assert_eq!(pending.result().unwrap_err().kind(), ErrorKind::InvalidState);
-            assert_eq!(pending.exception().unwrap_err().kind(), ErrorKind::InvalidState);
-            assert_eq!(pending.take_result().unwrap_err().kind(), ErrorKind::InvalidState);
+            assert_eq!(
+                pending.result().unwrap_err().kind(),
+                ErrorKind::InvalidState
+            );
+            assert_eq!(
+                pending.exception().unwrap_err().kind(),
+                ErrorKind::InvalidState
+            );
+            assert_eq!(
+                pending.take_result().unwrap_err().kind(),
+                ErrorKind::InvalidState
+            );
             gate.set_result(())?;
 
-            // Succeeded.
-            pending.clone().await?;
+            // Succeeded (waited for without awaiting the handle, which would
+            // move the value out).
+            wait_done(&pending).await?;
             assert_eq!(pending.result().unwrap(), 5);
             assert!(pending.exception().unwrap().is_none());
 
@@ -115,7 +153,7 @@ fn case_10_task_result_and_exception_in_each_state() {
             // Cancelled.
             let never = Promise::<()>::new();
             let n = never.clone();
-            let cancelled = spindle::spawn(async move { n.await });
+            let cancelled = spindle::spawn(n);
             spindle::yield_now().await?;
             cancelled.cancel_with("stop");
             let _ = cancelled.clone().await;
@@ -210,7 +248,7 @@ fn case_12_promise_cancel_is_immediate() {
             let p = Promise::<u32>::new();
             let waiter = {
                 let p = p.clone();
-                spindle::spawn(async move { p.await })
+                spindle::spawn(p)
             };
             spindle::yield_now().await?;
             assert!(p.cancel());
@@ -234,14 +272,17 @@ fn case_12_task_cancel_is_only_a_request() {
     within_limit(|| {
         let rt = rt(2);
         rt.block_on(async {
-            let (first, delivered, gate) = (
+            let (started, first, delivered, gate) = (
+                Promise::<()>::new(),
                 Promise::<()>::new(),
                 Promise::<()>::new(),
                 Promise::<()>::new(),
             );
             let task = {
-                let (first, delivered, gate) = (first.clone(), delivered.clone(), gate.clone());
+                let (started, first) = (started.clone(), first.clone());
+                let (delivered, gate) = (delivered.clone(), gate.clone());
                 spindle::spawn(async move {
+                    started.set_result(())?;
                     let err = first.await.unwrap_err();
                     assert!(err.is_cancelled());
                     delivered.set_result(())?;
@@ -249,6 +290,7 @@ fn case_12_task_cancel_is_only_a_request() {
                     Err::<(), _>(err)
                 })
             };
+            started.await?;
             assert!(task.cancel());
             assert!(!task.cancelled(), "a request, not a state");
             assert!(!task.done());
@@ -333,7 +375,11 @@ fn case_14_promise_callbacks_run_after_set_result_in_order() {
             spindle::Ok(())
         })
         .unwrap();
-        assert_eq!(inside.load(Ordering::SeqCst), 0, "a callback ran inside set_result");
+        assert_eq!(
+            inside.load(Ordering::SeqCst),
+            0,
+            "a callback ran inside set_result"
+        );
     });
 }
 
@@ -351,7 +397,11 @@ fn case_14_promise_callbacks_deferred_on_one_worker() {
                 p.add_done_callback(move |_: &Promise<u32>| l.push(format!("cb{i}")));
             }
             p.set_result(1)?;
-            assert!(log.get().is_empty(), "ran inside set_result: {:?}", log.get());
+            assert!(
+                log.get().is_empty(),
+                "ran inside set_result: {:?}",
+                log.get()
+            );
             spindle::yield_now().await?;
             assert_eq!(log.get(), ["cb1", "cb2", "cb3"]);
             let l = log.clone();
@@ -397,6 +447,48 @@ fn case_14_task_callbacks_run_after_completion_in_order() {
     });
 }
 
+/// Callbacks added one by one to an already-done promise run in the order
+/// they were added (asyncio schedules each with call_soon, a FIFO), also on
+/// several workers.
+#[test]
+fn case_14_callbacks_added_to_done_promise_run_in_order_on_many_workers() {
+    within_limit(|| {
+        let rt = rt(2);
+        let log: Arc<Mutex<Vec<usize>>> = Arc::default();
+        let l = log.clone();
+        rt.block_on(async move {
+            for round in 0..300 {
+                l.lock().unwrap().clear();
+                let p = Promise::<()>::new();
+                p.set_result(())?;
+                let all_ran = Promise::<()>::new();
+                const N: usize = 64;
+                for i in 0..N {
+                    let (l, all_ran) = (l.clone(), all_ran.clone());
+                    p.add_done_callback(move |_: &Promise<()>| {
+                        // A little work, so that callbacks running on two
+                        // workers at once would overlap.
+                        let until = Instant::now() + Duration::from_micros(20);
+                        while Instant::now() < until {
+                            std::hint::spin_loop();
+                        }
+                        let mut log = l.lock().unwrap();
+                        log.push(i);
+                        if log.len() == N {
+                            let _ = all_ran.set_result(());
+                        }
+                    });
+                }
+                all_ran.await?;
+                let got = l.lock().unwrap().clone();
+                assert_eq!(got, (0..N).collect::<Vec<_>>(), "round {round}");
+            }
+            spindle::Ok(())
+        })
+        .unwrap();
+    });
+}
+
 // -- case 15 ------------------------------------------------------------------
 
 /// remove_done_callback(cb) removes every registration of cb and returns the
@@ -430,7 +522,7 @@ fn case_15_remove_done_callback_removes_every_registration() {
             // The same for a task.
             let gate = Promise::<()>::new();
             let g = gate.clone();
-            let task = spindle::spawn(async move { g.await });
+            let task = spindle::spawn(g);
             let t_removed: DoneCallback<Task<()>> = {
                 let l = log.clone();
                 DoneCallback::new(move |_| l.push("task removed"))
@@ -477,14 +569,17 @@ fn case_16_failing_callback_is_reported_and_later_ones_run() {
             p.set_result(1)?;
             done.await?;
 
-            let task = spindle::spawn(async { spindle::Ok(()) });
+            let gate = Promise::<()>::new();
+            let g = gate.clone();
+            let task = spindle::spawn(g);
             let l1 = l.clone();
             task.add_done_callback(move |_: &Task<()>| l1.push("t1"));
             task.add_done_callback(|_: &Task<()>| panic!("task callback boom"));
             let l3 = l.clone();
             task.add_done_callback(move |_: &Task<()>| l3.push("t3"));
+            gate.set_result(())?;
+            // A task's callbacks run before its awaiters wake.
             task.await?;
-            spindle::yield_now().await?;
             spindle::Ok(())
         })
         .unwrap();
@@ -492,7 +587,10 @@ fn case_16_failing_callback_is_reported_and_later_ones_run() {
         assert_eq!(log.get(), ["p1", "p3", "t1", "t3"]);
         let reports = taken(&reports);
         assert_eq!(reports.len(), 2, "{reports:?}");
-        for (report, text) in reports.iter().zip(["promise callback boom", "task callback boom"]) {
+        for (report, text) in reports
+            .iter()
+            .zip(["promise callback boom", "task callback boom"])
+        {
             assert_eq!(report.kind(), UnhandledKind::CallbackFailed, "{report}");
             let error = report.error().expect("the callback's error");
             assert_eq!(error.kind(), ErrorKind::Panicked);
@@ -515,14 +613,9 @@ fn case_17_unread_task_failure_is_reported_once() {
                 let gate = Promise::<()>::new();
                 let task = failing_after(&gate, "failer", "boom");
                 let id = task.id();
-                let finished = Promise::<()>::new();
-                let f = finished.clone();
-                task.add_done_callback(move |_: &Task<u32>| {
-                    let _ = f.set_result(());
-                });
                 let clone = task.clone();
                 gate.set_result(())?;
-                finished.await?;
+                wait_done(&task).await?;
                 drop(clone);
                 drop(task);
                 // A detached task (handle dropped before it failed).
@@ -559,7 +652,11 @@ fn case_17_unread_task_failure_is_reported_once() {
                 (ids.1, "detached".to_string(), "lost".to_string()),
             ]
         );
-        assert!(reports[0].to_string().contains("never retrieved"), "{}", reports[0]);
+        assert!(
+            reports[0].to_string().contains("never retrieved"),
+            "{}",
+            reports[0]
+        );
     });
 }
 
@@ -576,24 +673,23 @@ fn case_17_no_report_when_read_cancelled_or_succeeded() {
             let by_exception = failing_after(&gate, "by-exception", "e3");
             let never = Promise::<()>::new();
             let n = never.clone();
-            let cancelled = spindle::task::Builder::new()
-                .name("cancelled")
-                .spawn(async move { n.await });
+            let cancelled = spindle::task::Builder::new().name("cancelled").spawn(n);
             let succeeded = spindle::task::Builder::new()
                 .name("succeeded")
                 .spawn(async { spindle::Ok(1) });
             gate.set_result(())?;
             assert_eq!(awaited.await.unwrap_err().to_string(), "e1");
-            let _ = by_result.clone().await;
-            // Wait for completion through a clone, then read through the
-            // other handle only.
+            // Wait without reading, then read through result() / exception()
+            // only.
+            wait_done(&by_result).await?;
             assert_eq!(by_result.result().unwrap_err().to_string(), "e2");
-            let c = by_exception.clone();
-            let _ = spindle::spawn(async move { c.await.map(|_| ()) }).await;
+            wait_done(&by_exception).await?;
             assert_eq!(by_exception.exception()?.unwrap().to_string(), "e3");
+            // A cancelled task, never read.
             spindle::yield_now().await?;
             cancelled.cancel();
-            assert!(cancelled.clone().await.unwrap_err().is_cancelled());
+            wait_done(&cancelled).await?;
+            assert!(cancelled.cancelled());
             assert_eq!(succeeded.await?, 1);
             drop((by_result, by_exception, cancelled));
             spindle::Ok(())
@@ -615,13 +711,8 @@ fn case_17_no_report_after_cancel_on_failed_task() {
         rt.block_on(async {
             let gate = Promise::<()>::new();
             let task = failing_after(&gate, "failed-then-cancelled", "type error");
-            let finished = Promise::<()>::new();
-            let f = finished.clone();
-            task.add_done_callback(move |_: &Task<u32>| {
-                let _ = f.set_result(());
-            });
             gate.set_result(())?;
-            finished.await?;
+            wait_done(&task).await?;
             assert!(task.done());
             assert!(!task.cancel(), "cancel() on a done task returns false");
             drop(task);
@@ -710,11 +801,77 @@ fn case_18_task_ignoring_cancel_is_reported_destroyed_pending() {
         drop_within(rt, Duration::from_secs(20));
         assert!(stubborn.done());
         assert!(stubborn.cancelled());
-        assert_eq!(cancels.load(Ordering::SeqCst), 1, "the cancel is delivered once");
+        assert_eq!(
+            cancels.load(Ordering::SeqCst),
+            1,
+            "the cancel is delivered once"
+        );
         let reports = taken(&reports);
         assert_eq!(reports.len(), 1, "{reports:?}");
-        assert_eq!(reports[0].kind(), UnhandledKind::DestroyedPending, "{}", reports[0]);
+        assert_eq!(
+            reports[0].kind(),
+            UnhandledKind::DestroyedPending,
+            "{}",
+            reports[0]
+        );
         assert_eq!(reports[0].task(), Some((stubborn.id(), "stubborn")));
+    });
+}
+
+/// Shuts down (50 ms timeout) a runtime with a task that swallows the cancel
+/// and then blocks its worker inside one poll for 400 ms, so that the abort
+/// can only take effect after the abort phase of the shutdown is over.
+fn shutdown_with_blocking_task() -> (Vec<Unhandled>, Task<()>) {
+    let reports: Reports = Arc::default();
+    let sink = reports.clone();
+    let rt = Runtime::builder()
+        .worker_threads(2)
+        .shutdown_timeout(Duration::from_millis(50))
+        .on_unhandled_error(move |report| sink.lock().unwrap().push(report.clone()))
+        .build()
+        .unwrap();
+    let started = Promise::<()>::new();
+    let s = started.clone();
+    let never_true = Arc::new(AtomicBool::new(false));
+    let stop = never_true.clone();
+    let blocker = rt.spawn_named("blocker", async move {
+        s.set_result(())?;
+        let _ = Promise::<()>::new().await; // the shutdown's cancel
+        while !stop.load(Ordering::SeqCst) {
+            // Blocking work inside one poll: an abort can only take effect at
+            // the task's next run.
+            std::thread::sleep(Duration::from_millis(400));
+            let _ = spindle::yield_now().await;
+        }
+        spindle::Ok(())
+    });
+    rt.block_on(started).unwrap();
+    drop_within(rt, Duration::from_secs(20));
+    let reports = taken(&reports);
+    (reports, blocker)
+}
+
+/// The "destroyed but pending" report is made once per task, even when the
+/// abort cannot take effect at once (R5: reported once).
+#[test]
+fn case_18_destroyed_pending_reported_once_when_abort_is_slow() {
+    within_limit(|| {
+        let (reports, blocker) = shutdown_with_blocking_task();
+        assert_eq!(reports.len(), 1, "reported more than once: {reports:?}");
+        assert_eq!(reports[0].kind(), UnhandledKind::DestroyedPending);
+        assert_eq!(reports[0].task(), Some((blocker.id(), "blocker")));
+    });
+}
+
+/// Once the runtime is dropped no task is left pending, even one whose abort
+/// could not take effect before the workers stopped: a handle kept past the
+/// shutdown sees it done (cancelled), so nothing can wait on it forever.
+#[test]
+fn case_18_no_task_left_pending_after_shutdown() {
+    within_limit(|| {
+        let (_reports, blocker) = shutdown_with_blocking_task();
+        assert!(blocker.done(), "the task is left pending after shutdown");
+        assert!(blocker.cancelled());
     });
 }
 
@@ -733,15 +890,17 @@ fn case_18_shutdown_runs_cleanup_that_awaits() {
             let never = Promise::<()>::new();
             let inner_ready = Promise::<()>::new();
             let (n, ready) = (never.clone(), inner_ready.clone());
-            let inner = spindle::task::Builder::new().name("inner").spawn(async move {
-                ready.set_result(())?;
-                let err = n.await.unwrap_err();
-                for _ in 0..3 {
-                    spindle::yield_now().await?;
-                }
-                l2.push(format!("inner cleanup done ({err})"));
-                spindle::Ok(5)
-            });
+            let inner = spindle::task::Builder::new()
+                .name("inner")
+                .spawn(async move {
+                    ready.set_result(())?;
+                    let err = n.await.unwrap_err();
+                    for _ in 0..3 {
+                        spindle::yield_now().await?;
+                    }
+                    l2.push(format!("inner cleanup done ({err})"));
+                    spindle::Ok(5)
+                });
             inner_ready.await?;
             s.set_result(())?;
             let err = Promise::<()>::new().await.unwrap_err();
@@ -755,27 +914,12 @@ fn case_18_shutdown_runs_cleanup_that_awaits() {
         drop_within(rt, Duration::from_secs(20));
         let mut entries = log.get();
         entries.sort();
-        assert_eq!(entries, ["inner cleanup done (cancelled)", "outer cleanup got 5"]);
+        assert_eq!(
+            entries,
+            ["inner cleanup done (cancelled)", "outer cleanup got 5"]
+        );
         assert!(outer.cancelled());
         let reports = taken(&reports);
         assert!(reports.is_empty(), "unexpected reports: {reports:?}");
     });
-}
-
-trait SpawnNamed {
-    fn spawn_named<F, T>(&self, name: &str, future: F) -> Task<T>
-    where
-        F: std::future::Future<Output = spindle::Result<T>> + Send + 'static,
-        T: Send + 'static;
-}
-
-impl SpawnNamed for Runtime {
-    fn spawn_named<F, T>(&self, name: &str, future: F) -> Task<T>
-    where
-        F: std::future::Future<Output = spindle::Result<T>> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.handle()
-            .spawn_with(spindle::task::Builder::new().name(name), future)
-    }
 }

@@ -182,9 +182,8 @@ fn case_06_default_names_task_n() {
                     .name("fetch-a")
                     .spawn(async { spindle::Ok(()) });
                 // The name seen from inside is the same as on the handle.
-                let inner = spindle::spawn(async {
-                    spindle::Ok(spindle::current_task()?.unwrap().name())
-                });
+                let inner =
+                    spindle::spawn(async { spindle::Ok(spindle::current_task()?.unwrap().name()) });
                 let inner_handle_name = inner.name();
                 let inner_name = inner.await?;
                 assert_eq!(inner_name, inner_handle_name);
@@ -203,7 +202,10 @@ fn case_06_default_names_task_n() {
         // Process-wide: a task of another runtime spawned later gets a larger N.
         let t3 = rt2.spawn(async { spindle::Ok(()) });
         let n3 = t3.name();
-        assert!(number(&n3) > number(&n2), "{n2} then {n3} on another runtime");
+        assert!(
+            number(&n3) > number(&n2),
+            "{n2} then {n3} on another runtime"
+        );
         assert_eq!(t3.name(), format!("Task-{}", t3.id()));
         rt2.block_on(t3).unwrap();
     });
@@ -225,7 +227,10 @@ fn case_07_current_task() {
             let _guard = rt.handle().enter();
             assert!(spindle::current_task().unwrap().is_none());
         }
-        assert!(spindle::current_task().is_err(), "the guard left the runtime");
+        assert!(
+            spindle::current_task().is_err(),
+            "the guard left the runtime"
+        );
 
         let main = rt.spawn(async {
             let me = spindle::current_task()?.expect("inside a task");
@@ -253,7 +258,8 @@ fn case_07_current_task() {
 fn case_07_current_task_is_none_in_done_callbacks() {
     within_limit(|| {
         let rt = rt(1);
-        let seen: Arc<Mutex<Vec<(&'static str, Option<String>)>>> = Arc::default();
+        type Seen = Vec<(&'static str, Option<String>)>;
+        let seen: Arc<Mutex<Seen>> = Arc::default();
         let s = seen.clone();
         rt.block_on(async move {
             let all_ran = Promise::<()>::new();
@@ -304,7 +310,7 @@ fn case_08_all_tasks() {
 
             let gate = Promise::<()>::new();
             let g = gate.clone();
-            let suspended = spindle::spawn(async move { g.await });
+            let suspended = spindle::spawn(g);
             spindle::yield_now().await?; // lets `suspended` start and park
             assert_eq!(suspended.state(), TaskState::Waiting);
 
@@ -314,7 +320,10 @@ fn case_08_all_tasks() {
             let ids: HashSet<_> = spindle::all_tasks()?.iter().map(|t| t.id()).collect();
             assert!(ids.contains(&me.id()), "the running task is listed");
             assert!(ids.contains(&suspended.id()), "a suspended task is listed");
-            assert!(ids.contains(&not_started.id()), "a task not started is listed");
+            assert!(
+                ids.contains(&not_started.id()),
+                "a task not started is listed"
+            );
             assert!(!ids.contains(&finished_id), "a finished task is not listed");
 
             gate.set_result(())?;
@@ -329,10 +338,7 @@ fn case_08_all_tasks() {
         })
         .unwrap();
         // Outside a runtime: an error.
-        assert_eq!(
-            spindle::all_tasks().unwrap_err().kind(),
-            ErrorKind::Runtime
-        );
+        assert_eq!(spindle::all_tasks().unwrap_err().kind(), ErrorKind::Runtime);
     });
 }
 
@@ -347,7 +353,7 @@ fn case_08_all_tasks_excludes_done_task_while_its_callbacks_run() {
         let release_rx = Mutex::new(release_rx);
         let gate = Promise::<()>::new();
         let g = gate.clone();
-        let task = rt.spawn(async move { g.await });
+        let task = rt.spawn(g);
         task.add_done_callback(move |_: &Task<()>| {
             // Hold the callback until the test thread has looked.
             let _ = release_rx
@@ -364,7 +370,10 @@ fn case_08_all_tasks_excludes_done_task_while_its_callbacks_run() {
         let listed = rt.handle().all_tasks().iter().any(|t| t.id() == task.id());
         release_tx.send(()).unwrap();
         assert!(task.done());
-        assert!(!listed, "a task whose done() is true is still listed by all_tasks()");
+        assert!(
+            !listed,
+            "a task whose done() is true is still listed by all_tasks()"
+        );
         rt.block_on(task).unwrap();
     });
 }

@@ -14,7 +14,9 @@
 //!   worker steals it (asyncio's `create_task` rule);
 //! - woken by a task on the same worker: the LIFO slot, the old occupant
 //!   moving to the back of the queue. Message passing between two tasks then
-//!   stays on one core and in cache;
+//!   stays on one core and in cache. (A runtime with a single worker has no
+//!   LIFO slot: it keeps asyncio's one FIFO ready queue exactly.) Timers fired
+//!   by a worker go to the back of its queue, in deadline order;
 //! - woken during its own poll (`yield_now`, an exhausted budget): the back
 //!   of the queue, so it runs after everything already waiting;
 //! - from any other thread: the injector, and one sleeping worker is woken.
@@ -412,7 +414,8 @@ impl WorkerCore {
 
     fn schedule_local(&self, task: Notified, how: Schedule) {
         match how {
-            Schedule::Wake if !self.firing_timers.get() => {
+            // One worker keeps asyncio's single FIFO ready queue: no LIFO slot.
+            Schedule::Wake if !self.firing_timers.get() && self.shared.remotes.len() > 1 => {
                 let slot = &self.shared.remotes[self.index].lifo;
                 let previous = slot.swap(task.into_raw().as_ptr() as *mut Header, AcqRel);
                 if previous.is_null() {

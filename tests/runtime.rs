@@ -1,0 +1,499 @@
+//! The runtime: `run` and shutdown, panics in tasks, the "never retrieved"
+//! report, work spreading over workers, and bad input.
+
+use spindle::{Error, ErrorKind, Promise, Runtime, Task, TaskState, Unhandled, UnhandledKind};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn rt(workers: usize) -> Runtime {
+    Runtime::builder().worker_threads(workers).build().unwrap()
+}
+
+type Reports = Arc<Mutex<Vec<Unhandled>>>;
+
+/// A runtime whose unhandled-failure reports are collected.
+fn rt_reporting(workers: usize) -> (Runtime, Reports) {
+    let reports: Reports = Arc::default();
+    let sink = reports.clone();
+    let rt = Runtime::builder()
+        .worker_threads(workers)
+        .on_unhandled_error(move |report| sink.lock().unwrap().push(report.clone()))
+        .build()
+        .unwrap();
+    (rt, reports)
+}
+
+/// Runs `f` on its own thread and fails the test if it does not finish within
+/// a generous limit, so that a runtime bug shows up as a failure, not a hang.
+fn within_limit<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(value) => {
+            let _ = thread.join();
+            value
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the test thread ended without a value"),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within 30 s (hang)"),
+    }
+}
+
+/// Sets a flag when dropped.
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Waits until `task` is done without awaiting its handle.
+async fn wait_done<T: Send + 'static>(task: &Task<T>) -> spindle::Result<()> {
+    let done = Promise::<()>::new();
+    let d = done.clone();
+    task.add_done_callback(move |_: &Task<T>| {
+        let _ = d.set_result(());
+    });
+    done.await
+}
+
+// -- run and shutdown ------------------------------------------------------------
+
+/// `spindle::run` returns main's result, then cancels the tasks still running
+/// and waits for their cleanup, which may await (here each cleanup yields and
+/// one waits for a value the other's cleanup provides).
+#[test]
+fn run_cancels_leftover_tasks_and_waits_for_cleanup_that_awaits() {
+    within_limit(|| {
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let handles: Arc<Mutex<Vec<Task<()>>>> = Arc::default();
+        let (l, h) = (log.clone(), handles.clone());
+        let answer = spindle::run(async move {
+            let handoff = Promise::<u32>::new();
+            let (a_started, b_started) = (Promise::<()>::new(), Promise::<()>::new());
+
+            let (l_a, hand_a, s_a) = (l.clone(), handoff.clone(), a_started.clone());
+            let a = spindle::task::Builder::new().name("a").spawn(async move {
+                s_a.set_result(())?;
+                let cancel = Promise::<()>::new().await.unwrap_err();
+                spindle::yield_now().await?;
+                let got = hand_a.await?;
+                l_a.lock().unwrap().push(format!("a cleaned up with {got}"));
+                Err::<(), _>(cancel)
+            });
+            let (l_b, hand_b, s_b) = (l.clone(), handoff.clone(), b_started.clone());
+            let b = spindle::task::Builder::new().name("b").spawn(async move {
+                s_b.set_result(())?;
+                let _ = Promise::<()>::new().await.unwrap_err();
+                for _ in 0..3 {
+                    spindle::yield_now().await?;
+                }
+                hand_b.set_result(42)?;
+                l_b.lock().unwrap().push("b cleaned up".to_string());
+                spindle::Ok(())
+            });
+            a_started.await?;
+            b_started.await?;
+            h.lock().unwrap().extend([a, b]);
+            spindle::Ok("main's result")
+        })
+        .unwrap();
+        assert_eq!(answer, "main's result");
+        let mut log = log.lock().unwrap().clone();
+        log.sort();
+        assert_eq!(log, ["a cleaned up with 42", "b cleaned up"]);
+        let handles = handles.lock().unwrap();
+        assert!(handles[0].cancelled(), "a re-raised its cancel");
+        assert!(
+            handles[1].done() && !handles[1].cancelled(),
+            "b swallowed it"
+        );
+    });
+}
+
+/// `spindle::run` returns main's error as is.
+#[test]
+fn run_returns_main_error() {
+    within_limit(|| {
+        let err = spindle::run(async { Err::<(), _>(Error::msg("main failed")) }).unwrap_err();
+        assert_eq!(err.to_string(), "main failed");
+        assert_eq!(err.kind(), ErrorKind::Other);
+    });
+}
+
+/// Dropping a runtime with pending tasks (started or not) cancels them and
+/// returns; their futures are dropped.
+#[test]
+fn dropping_runtime_cancels_pending_tasks_and_returns() {
+    within_limit(|| {
+        let rt = rt(2);
+        let started = Promise::<()>::new();
+        let dropped = Arc::new(AtomicBool::new(false));
+        let (s, d) = (started.clone(), dropped.clone());
+        let waiting = rt.spawn(async move {
+            let _guard = DropFlag(d);
+            s.set_result(())?;
+            Promise::<()>::new().await
+        });
+        rt.block_on(started).unwrap();
+        let late = rt.spawn(Promise::<()>::new());
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            drop(rt);
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("dropping the runtime did not return");
+        assert!(waiting.done() && waiting.cancelled());
+        assert!(late.done() && late.cancelled());
+        assert!(dropped.load(Ordering::SeqCst));
+    });
+}
+
+// -- panics ---------------------------------------------------------------------
+
+/// A panic in a task becomes its error (kind Panicked, message kept), and the
+/// worker survives: more work runs on the same single worker afterwards.
+#[test]
+fn panic_in_task_becomes_its_error_and_worker_survives() {
+    within_limit(|| {
+        let rt = rt(1);
+        let task = rt.spawn(async {
+            if std::hint::black_box(true) {
+                panic!("kaboom {}", 7);
+            }
+            spindle::Ok(())
+        });
+        let err = rt.block_on(task.clone()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Panicked);
+        assert!(err.to_string().contains("kaboom 7"), "{err}");
+        assert_eq!(task.state(), TaskState::Failed);
+        assert!(!task.cancelled());
+        assert_eq!(
+            task.exception().unwrap().unwrap().kind(),
+            ErrorKind::Panicked
+        );
+
+        // A panic with a &str payload, awaited by another task.
+        let from_awaiter = rt
+            .block_on(async {
+                let t = spindle::spawn(async {
+                    if std::hint::black_box(true) {
+                        panic!("static message");
+                    }
+                    spindle::Ok(())
+                });
+                let err = t.await.unwrap_err();
+                spindle::Ok((err.kind(), err.to_string()))
+            })
+            .unwrap();
+        assert_eq!(from_awaiter.0, ErrorKind::Panicked);
+        assert!(
+            from_awaiter.1.contains("static message"),
+            "{}",
+            from_awaiter.1
+        );
+
+        // The single worker still runs tasks.
+        let sum = rt
+            .block_on(async {
+                let tasks: Vec<_> = (1..=4u32)
+                    .map(|i| spindle::spawn(async move { spindle::Ok(i) }))
+                    .collect();
+                let mut sum = 0;
+                for t in tasks {
+                    sum += t.await?;
+                }
+                spindle::Ok(sum)
+            })
+            .unwrap();
+        assert_eq!(sum, 10);
+    });
+}
+
+// -- the never-retrieved report ---------------------------------------------------
+
+/// A failure nobody reads is reported exactly once, however many handles the
+/// task had and wherever they were dropped; a failure read through one handle
+/// is not reported when the others are dropped.
+#[test]
+fn never_retrieved_report_happens_exactly_once() {
+    within_limit(|| {
+        let (rt, reports) = rt_reporting(2);
+        let (unread_id, read_id) = rt
+            .block_on(async {
+                let unread = spindle::task::Builder::new().name("unread").spawn(async {
+                    if std::hint::black_box(true) {
+                        panic!("nobody reads this");
+                    }
+                    spindle::Ok(())
+                });
+                wait_done(&unread).await?;
+                let clones: Vec<_> = (0..4).map(|_| unread.clone()).collect();
+                let id = unread.id();
+                // Drop the handles in several tasks and here.
+                for clone in clones {
+                    spindle::spawn(async move {
+                        spindle::yield_now().await?;
+                        drop(clone);
+                        spindle::Ok(())
+                    })
+                    .await?;
+                }
+                drop(unread);
+
+                let read = spindle::task::Builder::new()
+                    .name("read")
+                    .spawn(async { Err::<(), _>(Error::msg("read once")) });
+                let other = read.clone();
+                assert_eq!(read.await.unwrap_err().to_string(), "read once");
+                let read_id = other.id();
+                drop(other);
+                spindle::Ok((id, read_id))
+            })
+            .unwrap();
+        drop(rt);
+        let reports = reports.lock().unwrap().clone();
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        let report = &reports[0];
+        assert_eq!(report.kind(), UnhandledKind::NeverRetrieved);
+        assert_eq!(report.task(), Some((unread_id, "unread")));
+        let error = report.error().unwrap();
+        assert_eq!(error.kind(), ErrorKind::Panicked);
+        assert!(error.to_string().contains("nobody reads this"), "{error}");
+        assert!(report.task().unwrap().0 != read_id);
+    });
+}
+
+// -- work spreads over workers ------------------------------------------------------
+
+/// Tasks spawned by one task spread over several workers (the others steal):
+/// with 2 workers, tasks that do some CPU work and yield are seen running on
+/// at least 2 distinct worker threads. Robust: the tasks keep going until two
+/// threads were seen (or a generous deadline passes).
+#[test]
+fn work_spreads_over_several_workers() {
+    within_limit(|| {
+        let rt = Runtime::builder()
+            .worker_threads(2)
+            .thread_name("spread")
+            .build()
+            .unwrap();
+        assert_eq!(rt.worker_threads(), 2);
+        let seen: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let s = seen.clone();
+        rt.block_on(async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let tasks: Vec<_> = (0..8)
+                .map(|_| {
+                    let s = s.clone();
+                    spindle::spawn(async move {
+                        loop {
+                            let name = std::thread::current().name().unwrap_or("?").to_string();
+                            let distinct = {
+                                let mut seen = s.lock().unwrap();
+                                seen.insert(name);
+                                seen.len()
+                            };
+                            if distinct >= 2 || Instant::now() > deadline {
+                                return spindle::Ok(());
+                            }
+                            // Some CPU work, then yield.
+                            let until = Instant::now() + Duration::from_micros(200);
+                            while Instant::now() < until {
+                                std::hint::spin_loop();
+                            }
+                            spindle::yield_now().await?;
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await?;
+            }
+            spindle::Ok(())
+        })
+        .unwrap();
+        let seen = seen.lock().unwrap();
+        assert!(seen.len() >= 2, "all tasks ran on {seen:?}");
+        for name in seen.iter() {
+            assert!(name.starts_with("spread-"), "not a worker thread: {name}");
+        }
+    });
+}
+
+// -- bad input -------------------------------------------------------------------
+
+/// Spawning on a runtime that has shut down (through a handle kept past the
+/// shutdown) gives a task that is already done and failed with a runtime
+/// error; its body never runs.
+#[test]
+fn spawn_after_shutdown_fails_with_runtime_error() {
+    within_limit(|| {
+        let rt = rt(2);
+        let handle = rt.handle().clone();
+        rt.shutdown();
+        let ran = Arc::new(AtomicBool::new(false));
+        let r = ran.clone();
+        let task = handle.spawn(async move {
+            r.store(true, Ordering::SeqCst);
+            spindle::Ok(1)
+        });
+        assert!(task.done());
+        assert!(!task.cancelled());
+        assert_eq!(task.state(), TaskState::Failed);
+        assert_eq!(task.result().unwrap_err().kind(), ErrorKind::Runtime);
+        // Through the entered runtime too.
+        let _guard = handle.enter();
+        let task = spindle::spawn(async { spindle::Ok(2) });
+        assert_eq!(task.result().unwrap_err().kind(), ErrorKind::Runtime);
+        let task = spindle::task::Builder::new()
+            .try_spawn(async { spindle::Ok(3) })
+            .expect("a runtime is entered");
+        assert_eq!(task.result().unwrap_err().kind(), ErrorKind::Runtime);
+        assert!(!ran.load(Ordering::SeqCst));
+    });
+}
+
+/// result() on a pending task is an invalid-state error.
+#[test]
+fn result_on_pending_task_is_invalid_state() {
+    within_limit(|| {
+        let rt = rt(2);
+        let gate = Promise::<()>::new();
+        let g = gate.clone();
+        let task = rt.spawn(async move {
+            g.await?;
+            spindle::Ok(1)
+        });
+        assert_eq!(task.result().unwrap_err().kind(), ErrorKind::InvalidState);
+        assert_eq!(
+            task.take_result().unwrap_err().kind(),
+            ErrorKind::InvalidState
+        );
+        gate.set_result(()).unwrap();
+        assert_eq!(rt.block_on(task).unwrap(), 1);
+    });
+}
+
+/// A task awaiting its own handle gets an error instead of hanging.
+#[test]
+fn task_awaiting_itself_gets_an_error() {
+    within_limit(|| {
+        let rt = rt(1);
+        let slot = Promise::<Task<()>>::new();
+        let s = slot.clone();
+        let task = rt.spawn(async move { s.await?.await });
+        slot.set_result(task.clone()).unwrap();
+        let err = rt.block_on(task).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidState);
+    });
+}
+
+/// A runtime with zero workers (or absurdly many) is an invalid argument.
+#[test]
+fn zero_workers_is_invalid_argument() {
+    let err = Runtime::builder().worker_threads(0).build().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    let err = Runtime::builder()
+        .worker_threads(1 << 20)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+}
+
+/// block_on called from inside a task (of the same or of another runtime, or
+/// through `spindle::run`) is an error, not a blocked worker.
+#[test]
+fn block_on_inside_a_task_is_an_error() {
+    within_limit(|| {
+        let rt = Arc::new(rt(2));
+        let other = Arc::new(self::rt(1));
+        let (same, another) = (rt.clone(), other.clone());
+        let (k1, k2, k3) = rt
+            .block_on(async move {
+                let e1 = same.block_on(async { spindle::Ok(1) }).unwrap_err();
+                let e2 = another.block_on(async { spindle::Ok(2) }).unwrap_err();
+                let e3 = spindle::run(async { spindle::Ok(3) }).unwrap_err();
+                spindle::Ok((e1.kind(), e2.kind(), e3.kind()))
+            })
+            .unwrap();
+        assert_eq!(k1, ErrorKind::Runtime);
+        assert_eq!(k2, ErrorKind::Runtime);
+        assert_eq!(k3, ErrorKind::Runtime, "spindle::run inside a task");
+        // Both runtimes still work from a plain thread.
+        assert_eq!(rt.block_on(async { spindle::Ok(3) }).unwrap(), 3);
+        assert_eq!(other.block_on(async { spindle::Ok(4) }).unwrap(), 4);
+    });
+}
+
+/// Outside any runtime: `Builder::try_spawn` is an error, `spawn` panics,
+/// `current_task()` and `all_tasks()` are errors.
+#[test]
+fn spawn_and_introspection_outside_a_runtime() {
+    within_limit(|| {
+        let err = spindle::task::Builder::new()
+            .try_spawn(async { spindle::Ok(()) })
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Runtime);
+        let panicked = std::panic::catch_unwind(|| {
+            drop(spindle::spawn(async { spindle::Ok(()) }));
+        });
+        assert!(
+            panicked.is_err(),
+            "spindle::spawn outside a runtime must panic"
+        );
+        assert!(spindle::Handle::try_current().is_err());
+        assert_eq!(
+            spindle::current_task().unwrap_err().kind(),
+            ErrorKind::Runtime
+        );
+        assert_eq!(spindle::all_tasks().unwrap_err().kind(), ErrorKind::Runtime);
+    });
+}
+
+/// Many tasks spawned from outside and from inside all run to completion on
+/// several workers (a smoke test of the queues and the park protocol).
+#[test]
+fn many_tasks_complete_on_several_workers() {
+    within_limit(|| {
+        let rt = rt(2);
+        let count = Arc::new(AtomicUsize::new(0));
+        let outside: Vec<_> = (0..200)
+            .map(|_| {
+                let c = count.clone();
+                rt.spawn(async move {
+                    spindle::yield_now().await?;
+                    c.fetch_add(1, Ordering::SeqCst);
+                    spindle::Ok(())
+                })
+            })
+            .collect();
+        let c = count.clone();
+        rt.block_on(async move {
+            let inside: Vec<_> = (0..200)
+                .map(|_| {
+                    let c = c.clone();
+                    spindle::spawn(async move {
+                        spindle::yield_now().await?;
+                        c.fetch_add(1, Ordering::SeqCst);
+                        spindle::Ok(())
+                    })
+                })
+                .collect();
+            for t in inside.into_iter().chain(outside) {
+                t.await?;
+            }
+            spindle::Ok(())
+        })
+        .unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 400);
+    });
+}

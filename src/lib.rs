@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod flow;
 mod io;
 mod loom;
 pub mod runtime;
@@ -45,6 +46,7 @@ pub mod task;
 pub mod time;
 
 pub use error::{Error, ErrorKind, Ok, Result};
+pub use flow::shield;
 pub use runtime::{run, Builder, Handle, Runtime, Unhandled, UnhandledKind};
 pub use task::{
     all_tasks, cancellable, current_task, spawn, yield_now, AnyTask, Promise, Task, TaskId,

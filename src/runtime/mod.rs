@@ -16,7 +16,7 @@ use crate::scheduler::{self, ReportHook, Shared};
 use crate::task::{self, raw::Spawn, AnyTask, Task, TaskId};
 use std::collections::HashSet;
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, JoinHandle, Thread};
@@ -36,7 +36,8 @@ use std::time::{Duration, Instant};
 /// ```
 pub fn run<F, T, E>(main: F) -> Result<T>
 where
-    F: Future<Output = std::result::Result<T, E>> + Send + 'static,
+    F: IntoFuture<Output = std::result::Result<T, E>>,
+    F::IntoFuture: Send + 'static,
     T: Send + 'static,
     E: Into<Error>,
 {
@@ -245,7 +246,8 @@ impl Runtime {
     /// (that would block the worker: await instead).
     pub fn block_on<F, T, E>(&self, future: F) -> Result<T>
     where
-        F: Future<Output = std::result::Result<T, E>> + Send + 'static,
+        F: IntoFuture<Output = std::result::Result<T, E>>,
+        F::IntoFuture: Send + 'static,
         T: Send + 'static,
         E: Into<Error>,
     {
@@ -254,8 +256,8 @@ impl Runtime {
                 "block_on called from a runtime worker thread; await the future instead",
             ));
         }
-        let task = self.handle.spawn(future);
-        block_on_thread(task)
+        let task = self.handle.spawn(future.into_future());
+        block_on_thread(task.into_future())
     }
 
     /// Shuts down: see the type's docs. Same as dropping the runtime.

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::runtime::context;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -59,9 +59,9 @@ impl Future for YieldNow {
 ///     spindle::Ok(())
 /// }).unwrap();
 /// ```
-pub fn cancellable<F: Future>(future: F) -> Cancellable<F> {
+pub fn cancellable<F: IntoFuture>(future: F) -> Cancellable<F::IntoFuture> {
     Cancellable {
-        inner: Some(future),
+        inner: Some(future.into_future()),
     }
 }
 

@@ -19,12 +19,15 @@
 
 mod cancel;
 pub(crate) mod completion;
+mod join;
 mod promise;
 pub(crate) mod raw;
 pub(crate) mod registry;
 pub(crate) mod state;
 
 pub use cancel::{cancellable, yield_now, Cancellable, YieldNow};
+pub(crate) use join::{poll_done, release_waiter, DoneSignal};
+pub use join::{IntoTask, Join};
 pub use promise::Promise;
 
 use crate::error::{Error, Result};
@@ -36,10 +39,8 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::num::NonZeroU64;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 /// A task's id: unique in the process, increasing in spawn order.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -92,7 +93,7 @@ pub enum TaskState {
 /// An untyped handle to a task: everything of [`Task`] but the typed result.
 /// Returned by [`current_task`] and [`all_tasks`]; a [`Task`] derefs to it.
 pub struct AnyTask {
-    raw: RawTask,
+    pub(crate) raw: RawTask,
 }
 
 impl AnyTask {
@@ -193,7 +194,7 @@ impl AnyTask {
         }
     }
 
-    fn is_same_as_current(&self) -> bool {
+    pub(crate) fn is_same_as_current(&self) -> bool {
         context::current_task_ptr() == Some(self.raw.as_ptr())
     }
 }
@@ -236,7 +237,7 @@ impl fmt::Debug for AnyTask {
 
 /// A handle to a spawned task whose body produces `T` (asyncio's `Task`).
 ///
-/// Await it to get the task's result. Awaiting is a cancellation point with
+/// Await it (it converts into a [`Join`] future) to get the task's result. Awaiting is a cancellation point with
 /// asyncio's rule: if the awaiting task is cancelled, the awaited task is
 /// cancelled with the same message and still awaited, and its outcome is
 /// the outcome of the await. Handles can be cloned; the first await (or
@@ -247,8 +248,6 @@ impl fmt::Debug for AnyTask {
 /// [`AnyTask`] through `Deref`.
 pub struct Task<T> {
     any: AnyTask,
-    /// The waiter slot of this handle's pending await, if any.
-    wait_key: Option<usize>,
     _output: PhantomData<fn() -> T>,
 }
 
@@ -262,7 +261,6 @@ impl<T> Task<T> {
     fn from_raw(raw: RawTask) -> Task<T> {
         Task {
             any: AnyTask::from_raw(raw),
-            wait_key: None,
             _output: PhantomData,
         }
     }
@@ -280,7 +278,7 @@ impl<T> Task<T> {
         self.read_outcome_with(aux, |slot| if take { slot.take() } else { slot.clone() })
     }
 
-    fn read_outcome_with(
+    pub(crate) fn read_outcome_with(
         &self,
         aux: &mut raw::Aux,
         read: impl FnOnce(&mut Option<T>) -> Option<T>,
@@ -364,7 +362,6 @@ impl<T> Clone for Task<T> {
     fn clone(&self) -> Self {
         Task {
             any: self.any.clone(),
-            wait_key: None,
             _output: PhantomData,
         }
     }
@@ -380,48 +377,6 @@ impl<T> std::ops::Deref for Task<T> {
 impl<T> fmt::Debug for Task<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.any.fmt(f)
-    }
-}
-
-impl<T> Future for Task<T> {
-    type Output = Result<T>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        if self.any.is_same_as_current() {
-            return Poll::Ready(Err(Error::invalid_state("a task cannot await itself")));
-        }
-        std::task::ready!(crate::scheduler::coop::poll_proceed(cx));
-        let this = &mut *self;
-        let header = this.any.raw.header();
-        if header.state.load().is_complete() {
-            let mut aux = lock(&header.aux);
-            aux.completion.unregister(&mut this.wait_key);
-            if let Some(outcome) = this.read_outcome_with(&mut aux, Option::take) {
-                return Poll::Ready(outcome);
-            }
-        }
-        // A cancel of the awaiting task is passed on to the awaited task,
-        // which is still awaited (asyncio's rule for awaiting a task).
-        if let Some(cancel) = context::take_current_cancel() {
-            this.any.raw.cancel(cancel.cancel_message().map(Arc::from));
-        }
-        let mut aux = lock(&header.aux);
-        if let Some(outcome) = this.read_outcome_with(&mut aux, Option::take) {
-            aux.completion.unregister(&mut this.wait_key);
-            return Poll::Ready(outcome);
-        }
-        aux.completion.register(&mut this.wait_key, cx.waker());
-        Poll::Pending
-    }
-}
-
-impl<T> Drop for Task<T> {
-    fn drop(&mut self) {
-        if self.wait_key.is_some() {
-            lock(&self.any.raw.header().aux)
-                .completion
-                .unregister(&mut self.wait_key);
-        }
     }
 }
 

@@ -15,7 +15,7 @@ use crate::loom::{lock, Mutex};
 use crate::runtime::{context, Handle};
 use crate::task::AnyTask;
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -200,11 +200,11 @@ impl Timeout {
 
     /// Runs `future` under this scope (asyncio's `async with timeout:`).
     /// A scope can be entered once; the future must be awaited in a task.
-    pub fn run<F>(&self, future: F) -> TimeoutFuture<F> {
+    pub fn run<F: IntoFuture>(&self, future: F) -> TimeoutFuture<F::IntoFuture> {
         TimeoutFuture {
             scope: self.clone(),
             entered: false,
-            future,
+            future: future.into_future(),
         }
     }
 }
@@ -233,13 +233,13 @@ impl fmt::Debug for Timeout {
 ///     spindle::Ok(())
 /// }).unwrap();
 /// ```
-pub fn timeout<F>(delay: Duration, future: F) -> TimeoutFuture<F> {
+pub fn timeout<F: IntoFuture>(delay: Duration, future: F) -> TimeoutFuture<F::IntoFuture> {
     Timeout::after(delay).run(future)
 }
 
 /// Runs `future` with the deadline `when` (`None`: no deadline), like
 /// `asyncio.timeout_at(when)`.
-pub fn timeout_at<F>(when: Option<Instant>, future: F) -> TimeoutFuture<F> {
+pub fn timeout_at<F: IntoFuture>(when: Option<Instant>, future: F) -> TimeoutFuture<F::IntoFuture> {
     Timeout::at(when).run(future)
 }
 
@@ -263,7 +263,7 @@ pub fn timeout_at<F>(when: Option<Instant>, future: F) -> TimeoutFuture<F> {
 ///     spindle::Ok(())
 /// }).unwrap();
 /// ```
-pub fn wait_for<F>(limit: Option<Duration>, future: F) -> WaitFor<F> {
+pub fn wait_for<F: IntoFuture>(limit: Option<Duration>, future: F) -> WaitFor<F::IntoFuture> {
     match limit {
         Some(limit) => timeout(limit, future),
         None => timeout_at(None, future),

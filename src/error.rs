@@ -44,6 +44,9 @@ pub enum ErrorKind {
     Runtime,
     /// A time limit passed (asyncio's `TimeoutError`).
     Timeout,
+    /// Several errors at once (asyncio's `ExceptionGroup`), from a
+    /// [`TaskGroup`](crate::TaskGroup); see [`Error::as_group`].
+    Group,
     /// A user error, wrapped from any `std::error::Error`.
     Other,
 }
@@ -69,6 +72,7 @@ enum Repr {
     InvalidArgument(String),
     Runtime(String),
     Timeout,
+    Group(ErrorGroup),
     Other(Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
@@ -102,6 +106,11 @@ impl Error {
     /// A timeout.
     pub fn timeout() -> Self {
         Self::new(Repr::Timeout)
+    }
+
+    /// A group of errors.
+    pub fn group(group: ErrorGroup) -> Self {
+        Self::new(Repr::Group(group))
     }
 
     /// Wraps a user error.
@@ -139,6 +148,7 @@ impl Error {
             Repr::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Repr::Runtime(_) => ErrorKind::Runtime,
             Repr::Timeout => ErrorKind::Timeout,
+            Repr::Group(_) => ErrorKind::Group,
             Repr::Other(_) => ErrorKind::Other,
         }
     }
@@ -151,6 +161,14 @@ impl Error {
     /// Whether this is a timeout.
     pub fn is_timeout(&self) -> bool {
         matches!(&*self.repr, Repr::Timeout)
+    }
+
+    /// The group, if this error is a group of errors.
+    pub fn as_group(&self) -> Option<&ErrorGroup> {
+        match &*self.repr {
+            Repr::Group(group) => Some(group),
+            _ => None,
+        }
     }
 
     /// The message of a cancellation, if it carried one.
@@ -190,6 +208,7 @@ impl fmt::Display for Error {
             Repr::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
             Repr::Runtime(what) => write!(f, "runtime error: {what}"),
             Repr::Timeout => f.write_str("timed out"),
+            Repr::Group(group) => fmt::Display::fmt(group, f),
             Repr::Other(inner) => fmt::Display::fmt(inner, f),
         }
     }
@@ -247,5 +266,165 @@ impl std::error::Error for StdView {
             Repr::Other(inner) => inner.source(),
             _ => None,
         }
+    }
+}
+
+/// Several errors raised together, asyncio's `ExceptionGroup`: what a
+/// [`TaskGroup`](crate::TaskGroup) fails with. Groups can nest. Like
+/// Python's `except*`, a group can be split by a condition on its errors
+/// into the part that matches and the rest, both keeping the nesting.
+///
+/// ```
+/// use spindle::{Error, ErrorGroup, ErrorKind};
+/// let group = ErrorGroup::new("unhandled errors in a TaskGroup", vec![
+///     Error::timeout(),
+///     Error::from(std::io::Error::other("disk")),
+///     Error::group(ErrorGroup::new("inner", vec![Error::timeout()])),
+/// ]);
+/// let (timeouts, rest) = group.split(|e| e.kind() == ErrorKind::Timeout);
+/// assert_eq!(timeouts.unwrap().leaves().len(), 2);
+/// let rest = rest.unwrap();
+/// assert_eq!(rest.len(), 1);
+/// assert!(rest.errors()[0].downcast_ref::<std::io::Error>().is_some());
+/// let (io, _) = group.split_by::<std::io::Error>();
+/// assert_eq!(io.unwrap().len(), 1);
+/// ```
+#[derive(Clone)]
+pub struct ErrorGroup {
+    message: Arc<str>,
+    errors: Arc<[Error]>,
+}
+
+impl ErrorGroup {
+    /// A group with a message and its errors (in order).
+    pub fn new(message: impl Into<String>, errors: Vec<Error>) -> ErrorGroup {
+        ErrorGroup {
+            message: Arc::from(message.into()),
+            errors: errors.into(),
+        }
+    }
+
+    /// The group's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The errors directly in this group (nested groups appear as one error).
+    pub fn errors(&self) -> &[Error] {
+        &self.errors
+    }
+
+    /// The number of errors directly in this group.
+    pub fn len(&self) -> usize {
+        self.errors.len()
+    }
+
+    /// Whether the group holds no error.
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// Iterates over the errors directly in this group.
+    pub fn iter(&self) -> std::slice::Iter<'_, Error> {
+        self.errors.iter()
+    }
+
+    /// Every error that is not itself a group, depth first.
+    pub fn leaves(&self) -> Vec<Error> {
+        let mut leaves = Vec::new();
+        for error in self.errors.iter() {
+            match error.as_group() {
+                Some(group) => leaves.extend(group.leaves()),
+                None => leaves.push(error.clone()),
+            }
+        }
+        leaves
+    }
+
+    /// Splits the group like Python's `ExceptionGroup.split`: the errors for
+    /// which `condition` holds and the rest, as two groups with this group's
+    /// message and nesting (`None` for an empty side). A nested group for
+    /// which `condition` holds as a whole goes to the matching side whole.
+    pub fn split(
+        &self,
+        condition: impl Fn(&Error) -> bool,
+    ) -> (Option<ErrorGroup>, Option<ErrorGroup>) {
+        self.split_with(&condition)
+    }
+
+    fn split_with(
+        &self,
+        condition: &dyn Fn(&Error) -> bool,
+    ) -> (Option<ErrorGroup>, Option<ErrorGroup>) {
+        let mut matching = Vec::new();
+        let mut rest = Vec::new();
+        for error in self.errors.iter() {
+            if condition(error) {
+                matching.push(error.clone());
+                continue;
+            }
+            match error.as_group() {
+                Some(group) => {
+                    let (m, r) = group.split_with(condition);
+                    matching.extend(m.map(Error::group));
+                    rest.extend(r.map(Error::group));
+                }
+                None => rest.push(error.clone()),
+            }
+        }
+        let side = |errors: Vec<Error>| {
+            (!errors.is_empty()).then(|| ErrorGroup {
+                message: self.message.clone(),
+                errors: errors.into(),
+            })
+        };
+        (side(matching), side(rest))
+    }
+
+    /// Splits by the type of user error, like `except* E`: the errors that
+    /// wrap an `E` and the rest.
+    pub fn split_by<E: std::error::Error + 'static>(
+        &self,
+    ) -> (Option<ErrorGroup>, Option<ErrorGroup>) {
+        self.split(|error| error.downcast_ref::<E>().is_some())
+    }
+}
+
+impl<'a> IntoIterator for &'a ErrorGroup {
+    type Item = &'a Error;
+    type IntoIter = std::slice::Iter<'a, Error>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl From<ErrorGroup> for Error {
+    fn from(group: ErrorGroup) -> Error {
+        Error::group(group)
+    }
+}
+
+impl fmt::Display for ErrorGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        write!(
+            f,
+            "{} ({n} sub-exception{})",
+            self.message,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for (i, error) in self.errors.iter().enumerate() {
+            write!(f, "{}{error}", if i == 0 { ": " } else { "; " })?;
+        }
+        fmt::Result::Ok(())
+    }
+}
+
+impl fmt::Debug for ErrorGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ErrorGroup")
+            .field("message", &self.message)
+            .field("errors", &self.errors)
+            .finish()
     }
 }

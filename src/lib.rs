@@ -38,6 +38,7 @@
 
 mod error;
 pub mod flow;
+mod group;
 mod io;
 mod loom;
 pub mod runtime;
@@ -45,8 +46,9 @@ mod scheduler;
 pub mod task;
 pub mod time;
 
-pub use error::{Error, ErrorKind, Ok, Result};
+pub use error::{Error, ErrorGroup, ErrorKind, Ok, Result};
 pub use flow::shield;
+pub use group::{task_group, GroupFuture, TaskGroup};
 pub use runtime::{run, Builder, Handle, Runtime, Unhandled, UnhandledKind};
 pub use task::{
     all_tasks, cancellable, current_task, spawn, yield_now, AnyTask, Promise, Task, TaskId,

@@ -48,6 +48,7 @@ struct Entry {
 struct Level {
     occupied: u64,
     heads: [u32; SLOTS],
+    tails: [u32; SLOTS],
 }
 
 /// One timing wheel.
@@ -85,6 +86,7 @@ impl Wheel {
             levels: std::array::from_fn(|_| Level {
                 occupied: 0,
                 heads: [NIL; SLOTS],
+                tails: [NIL; SLOTS],
             }),
             entries: Slab::new(),
             overflow: Vec::new(),
@@ -161,18 +163,22 @@ impl Wheel {
         }
         let level = level_for(self.elapsed, deadline);
         let slot = slot_for(deadline, level);
-        let head = self.levels[level].heads[slot];
+        // Appended at the tail: timers with the same deadline fire in the
+        // order they were registered, as asyncio's do.
+        let tail = self.levels[level].tails[slot];
         {
             let entry = &mut self.entries[key];
             entry.position = Some((level as u8, slot as u8));
-            entry.prev = NIL;
-            entry.next = head;
-        }
-        if head != NIL {
-            self.entries[head as usize].prev = key as u32;
+            entry.prev = tail;
+            entry.next = NIL;
         }
         let level = &mut self.levels[level];
-        level.heads[slot] = key as u32;
+        if tail == NIL {
+            level.heads[slot] = key as u32;
+        } else {
+            self.entries[tail as usize].next = key as u32;
+        }
+        level.tails[slot] = key as u32;
         level.occupied |= 1 << slot;
     }
 
@@ -193,7 +199,9 @@ impl Wheel {
         } else {
             self.entries[prev as usize].next = next;
         }
-        if next != NIL {
+        if next == NIL {
+            self.levels[level].tails[slot] = prev;
+        } else {
             self.entries[next as usize].prev = prev;
         }
         if self.levels[level].heads[slot] == NIL {
@@ -268,6 +276,7 @@ impl Wheel {
             self.elapsed = self.elapsed.max(due);
             let mut cursor = self.levels[level].heads[slot];
             self.levels[level].heads[slot] = NIL;
+            self.levels[level].tails[slot] = NIL;
             self.levels[level].occupied &= !(1 << slot);
             while cursor != NIL {
                 let key = cursor as usize;
@@ -372,7 +381,11 @@ mod tests {
         let c = wheel.insert(10, waker(3, &log)).unwrap();
         assert!(wheel.remove(b).is_some());
         fire_all(&mut wheel, 10);
-        assert_eq!(*log.lock().unwrap(), vec![3, 1]);
+        assert_eq!(
+            *log.lock().unwrap(),
+            vec![1, 3],
+            "same deadline: registration order"
+        );
         assert!(wheel.is_fired(a) && wheel.is_fired(c));
         assert!(wheel.remove(a).is_none(), "a fired timer has no waker left");
         assert_eq!(wheel.next_deadline(), None);

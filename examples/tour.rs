@@ -313,6 +313,120 @@ async fn timeouts() -> spindle::Result<()> {
     Ok(())
 }
 
+#[derive(Debug)]
+struct ValueError(String);
+
+impl std::fmt::Display for ValueError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ValueError {}
+
+async fn process_item(n: u64) -> spindle::Result<u64> {
+    let delay = if n == 3 { 0.1 } else { 0.5 };
+    match spindle::sleep(secs(delay)).await {
+        Err(cancelled) => {
+            println!("  item {n}: cancelled, cleaning up");
+            Err(cancelled)
+        }
+        Ok(()) if n == 3 => Err(ValueError(format!("Cannot process {n}")).into()),
+        Ok(()) => Ok(n * 10),
+    }
+}
+
+async fn task_groups() -> spindle::Result<()> {
+    println!("== TaskGroup ==");
+    let start = Instant::now();
+    let tasks = spindle::task_group(|tg| async move {
+        (0..5u64)
+            .map(|i| {
+                tg.spawn(async move {
+                    spindle::sleep(secs(0.5)).await?;
+                    spindle::Ok(i * 2)
+                })
+            })
+            .collect::<spindle::Result<Vec<_>>>()
+    })
+    .await?;
+    let results: Vec<u64> = tasks
+        .iter()
+        .map(|t| t.result())
+        .collect::<spindle::Result<_>>()?;
+    println!("  Results: {results:?}");
+    timing("five 0.5 s items in a group", start.elapsed(), "0.5 s");
+
+    println!("  -- item 3 fails; the group cancels the others:");
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    let group = spindle::TaskGroup::new();
+    let outcome = group
+        .run(async {
+            for i in 0..5 {
+                tasks.push(group.spawn(process_item(i))?);
+            }
+            spindle::Ok(())
+        })
+        .await;
+    if let Err(error) = outcome {
+        let group = error
+            .as_group()
+            .expect("a TaskGroup fails with an ErrorGroup");
+        // except* ValueError
+        let (value_errors, rest) = group.split_by::<ValueError>();
+        if let Some(value_errors) = value_errors {
+            println!("  Caught {} ValueError(s):", value_errors.len());
+            for exc in &value_errors {
+                println!("    - {exc}");
+            }
+        }
+        if let Some(rest) = rest {
+            return Err(rest.into());
+        }
+    }
+    for (i, t) in tasks.iter().enumerate() {
+        if t.cancelled() {
+            println!("  Task {i}: cancelled");
+        } else if let Ok(Some(_)) = t.exception() {
+            println!("  Task {i}: failed");
+        } else {
+            println!("  Task {i}: result = {}", t.result()?);
+        }
+    }
+    timing(
+        "failure at 0.1 s ends the group",
+        start.elapsed(),
+        "~0.1 s, not 0.5 s",
+    );
+    Ok(())
+}
+
+async fn important_work() -> spindle::Result<&'static str> {
+    spindle::sleep(secs(1.0)).await?;
+    Ok("Critical result")
+}
+
+async fn shielding() -> spindle::Result<()> {
+    println!("== shield ==");
+    let start = Instant::now();
+    let task = spindle::spawn(important_work());
+    match spindle::wait_for(Some(secs(0.5)), spindle::shield(task.clone())).await {
+        Ok(result) => println!("  Result: {result}"),
+        Err(e) if e.is_timeout() => {
+            println!("  Timeout, but task still running!");
+            println!("  Got result: {}", task.await?);
+        }
+        Err(e) => return Err(e),
+    }
+    timing(
+        "0.5 s timeout, then the shielded 1 s work",
+        start.elapsed(),
+        "1 s",
+    );
+    Ok(())
+}
+
 async fn introspection() -> spindle::Result<()> {
     println!("== Introspection ==");
     let me = spindle::current_task()?.expect("the tour runs in a task");
@@ -350,6 +464,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         futures().await?;
         cancellation().await?;
         timeouts().await?;
+        task_groups().await?;
+        shielding().await?;
         introspection().await?;
         spindle::Ok(())
     })

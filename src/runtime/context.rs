@@ -52,6 +52,19 @@ pub(crate) fn worker_index_in(shared: &crate::scheduler::Shared) -> Option<usize
     with_worker(|worker| worker.and_then(|w| w.index_in(shared)))
 }
 
+/// Runs `f` with this thread's runtime and, on a worker, the worker's index,
+/// without taking a reference; `None` outside a runtime.
+pub(crate) fn with_runtime<R>(
+    f: impl FnOnce(&std::sync::Arc<crate::scheduler::Shared>, Option<usize>) -> R,
+) -> Option<R> {
+    let worker = CONTEXT.with(|c| c.worker.get());
+    // SAFETY: as in `with_worker`: the pointer is valid while it is set.
+    if let Some(worker) = unsafe { worker.as_ref() } {
+        return Some(f(worker.shared(), Some(worker.index())));
+    }
+    current_handle().map(|handle| f(&handle.shared, None))
+}
+
 /// Marks this thread as running `core` until the guard drops.
 pub(crate) fn enter_worker(core: &WorkerCore) -> WorkerGuard {
     CONTEXT.with(|c| c.worker.set(core));

@@ -407,6 +407,16 @@ impl WorkerCore {
         }
     }
 
+    /// The runtime this worker belongs to.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// This worker's index.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
     /// This worker's index, if it belongs to the runtime `shared`.
     pub(crate) fn index_in(&self, shared: &Shared) -> Option<usize> {
         ptr::eq(&*self.shared, shared).then_some(self.index)

@@ -41,6 +41,7 @@ pub use timeout::{timeout, timeout_at, wait_for, Timeout, TimeoutFuture, WaitFor
 
 use crate::loom::{lock, AtomicU64, Mutex};
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 use wheel::{TimerKey, Wheel};
@@ -52,20 +53,50 @@ const NONE: u64 = u64::MAX;
 /// registered from threads outside the runtime.
 pub(crate) struct Timers {
     origin: Instant,
-    wheels: Box<[WheelSlot]>,
+    wheels: Box<[Arc<WheelSlot>]>,
 }
 
-struct WheelSlot {
+pub(crate) struct WheelSlot {
     wheel: Mutex<Wheel>,
-    /// The wheel's next deadline (`NONE` if empty), readable without the lock.
+    /// A lower bound of the wheel's next deadline (`NONE` if empty),
+    /// readable without the lock. Exact after every `process`; an insert
+    /// lowers it when needed; a removal leaves it (a stale lower bound only
+    /// costs one early look).
     next: AtomicU64,
 }
 
-/// Where a registered timer lives.
-#[derive(Clone, Copy, Debug)]
+/// A registered timer: its wheel (kept alive by the entry) and its key.
 pub(crate) struct TimerEntry {
-    wheel: usize,
+    slot: Arc<WheelSlot>,
     key: TimerKey,
+}
+
+impl TimerEntry {
+    /// Whether the timer fired; if not, its waker is refreshed.
+    pub(crate) fn poll_fired(&self, waker: &Waker) -> bool {
+        let mut guard = lock(&self.slot.wheel);
+        if guard.is_fired(self.key) {
+            return true;
+        }
+        guard.set_waker(self.key, waker);
+        false
+    }
+}
+
+impl Drop for TimerEntry {
+    /// Removes the timer from its wheel, fired or not.
+    fn drop(&mut self) {
+        let waker = lock(&self.slot.wheel).remove(self.key);
+        drop(waker);
+    }
+}
+
+impl std::fmt::Debug for TimerEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimerEntry")
+            .field("key", &self.key)
+            .finish()
+    }
 }
 
 impl Timers {
@@ -73,9 +104,11 @@ impl Timers {
         Timers {
             origin: Instant::now(),
             wheels: (0..=workers)
-                .map(|_| WheelSlot {
-                    wheel: Mutex::new(Wheel::new()),
-                    next: AtomicU64::new(NONE),
+                .map(|_| {
+                    Arc::new(WheelSlot {
+                        wheel: Mutex::new(Wheel::new()),
+                        next: AtomicU64::new(NONE),
+                    })
                 })
                 .collect(),
         }
@@ -120,30 +153,15 @@ impl Timers {
         let slot = &self.wheels[wheel];
         let mut guard = lock(&slot.wheel);
         let key = guard.insert(tick, waker.clone())?;
-        Self::refresh(slot, &guard);
-        Some(TimerEntry { wheel, key })
-    }
-
-    /// Whether the timer fired; if not, its waker is refreshed.
-    pub(crate) fn poll_fired(&self, entry: TimerEntry, waker: &Waker) -> bool {
-        let mut guard = lock(&self.wheels[entry.wheel].wheel);
-        if guard.is_fired(entry.key) {
-            return true;
-        }
-        guard.set_waker(entry.key, waker);
-        false
-    }
-
-    /// Removes a timer, fired or not.
-    pub(crate) fn remove(&self, entry: TimerEntry) {
-        let slot = &self.wheels[entry.wheel];
-        let waker = {
-            let mut guard = lock(&slot.wheel);
-            let waker = guard.remove(entry.key);
+        // Publish an earlier deadline (first half of the driver handshake).
+        if tick < slot.next.load(Relaxed) {
             Self::refresh(slot, &guard);
-            waker
-        };
-        drop(waker);
+        }
+        drop(guard);
+        Some(TimerEntry {
+            slot: slot.clone(),
+            key,
+        })
     }
 
     /// Fires the expired timers of one wheel (wakers are woken after the

@@ -67,10 +67,7 @@ enum State {
     /// The deadline had passed at the first poll: yielded once.
     Yielded,
     /// Waiting on a timer.
-    Armed {
-        handle: Handle,
-        entry: TimerEntry,
-    },
+    Armed(TimerEntry),
     /// Sleeping until cancelled.
     Forever,
     Done,
@@ -90,37 +87,48 @@ impl Sleep {
     }
 
     fn disarm(&mut self) {
-        if let State::Armed { handle, entry } = std::mem::replace(&mut self.state, State::Done) {
-            handle.shared.timers.remove(entry);
-        }
+        // Dropping the entry removes the timer from its wheel.
+        self.state = State::Done;
     }
 
     fn arm(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let handle = match Handle::try_current() {
-            Ok(handle) => handle,
-            Err(e) => return Poll::Ready(Err(e)),
-        };
         let Some(deadline) = self.deadline else {
-            self.state = State::Forever;
-            return Poll::Pending;
+            return match Handle::try_current() {
+                Ok(_) => {
+                    self.state = State::Forever;
+                    Poll::Pending
+                }
+                Err(e) => Poll::Ready(Err(e)),
+            };
         };
-        let timers = &handle.shared.timers;
-        let tick = timers.tick_of(deadline);
-        if tick <= timers.now() {
-            // asyncio: a delay <= 0 yields once.
-            self.state = State::Yielded;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        let wheel =
-            context::worker_index_in(&handle.shared).unwrap_or_else(|| timers.outside_wheel());
-        match timers.register(wheel, tick, cx.waker()) {
-            Some(entry) => {
-                handle.shared.timer_added(tick);
-                self.state = State::Armed { handle, entry };
+        let armed = context::with_runtime(|shared, worker| {
+            if deadline <= Instant::now() {
+                return None;
+            }
+            let timers = &shared.timers;
+            let tick = timers.tick_of(deadline);
+            let wheel = worker.unwrap_or_else(|| timers.outside_wheel());
+            let entry = timers.register(wheel, tick, cx.waker());
+            if entry.is_some() {
+                shared.timer_added(tick);
+            }
+            Some(entry)
+        });
+        match armed {
+            None => Poll::Ready(Err(Error::runtime(
+                "no spindle runtime on this thread: sleep must be awaited in a runtime",
+            ))),
+            Some(None) => {
+                // asyncio: a delay <= 0 yields once.
+                self.state = State::Yielded;
+                cx.waker().wake_by_ref();
                 Poll::Pending
             }
-            None => {
+            Some(Some(Some(entry))) => {
+                self.state = State::Armed(entry);
+                Poll::Pending
+            }
+            Some(Some(None)) => {
                 self.state = State::Done;
                 Poll::Ready(Ok(()))
             }
@@ -145,8 +153,8 @@ impl Future for Sleep {
                 Poll::Ready(Ok(()))
             }
             State::Forever => Poll::Pending,
-            State::Armed { handle, entry } => {
-                if handle.shared.timers.poll_fired(*entry, cx.waker()) {
+            State::Armed(entry) => {
+                if entry.poll_fired(cx.waker()) {
                     this.disarm();
                     Poll::Ready(Ok(()))
                 } else {

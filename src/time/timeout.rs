@@ -65,8 +65,8 @@ struct Scope {
     task: Option<AnyTask>,
     /// `task.cancelling()` at entry.
     cancelling_at_entry: u32,
-    /// The armed timer, with the runtime it lives in.
-    timer: Option<(Handle, TimerEntry)>,
+    /// The armed timer.
+    timer: Option<TimerEntry>,
     /// Bumped at every re-arm, so that a timer that fired for an old
     /// deadline does nothing.
     generation: u64,
@@ -106,9 +106,8 @@ impl Scope {
 
     fn disarm(&mut self) {
         self.generation += 1;
-        if let Some((handle, entry)) = self.timer.take() {
-            handle.shared.timers.remove(entry);
-        }
+        // Dropping the entry removes the timer from its wheel.
+        self.timer = None;
     }
 
     /// Arms the timer for `self.when` (the scope is entered).
@@ -134,7 +133,7 @@ impl Scope {
         match timers.register(wheel, tick, &waker) {
             Some(entry) => {
                 handle.shared.timer_added(tick);
-                self.timer = Some((handle, entry));
+                self.timer = Some(entry);
             }
             None => self.expire(),
         }

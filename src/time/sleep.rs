@@ -23,12 +23,23 @@ use std::time::{Duration, Instant};
 /// }).unwrap();
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
-    Sleep::new(Instant::now().checked_add(duration))
+    Sleep {
+        deadline: Instant::now().checked_add(duration),
+        // A positive delay is in the future when created: no second clock
+        // read at registration (a deadline passed by then is refused by the
+        // wheel and the sleep ends at once).
+        may_have_passed: duration.is_zero(),
+        state: State::Idle,
+    }
 }
 
 /// Waits until `deadline`. A deadline already passed yields once.
 pub fn sleep_until(deadline: Instant) -> Sleep {
-    Sleep::new(Some(deadline))
+    Sleep {
+        deadline: Some(deadline),
+        may_have_passed: true,
+        state: State::Idle,
+    }
 }
 
 /// Converts seconds given as a float into a [`Duration`] the way asyncio
@@ -58,6 +69,9 @@ pub fn duration_from_secs(secs: f64) -> Result<Duration> {
 pub struct Sleep {
     /// `None`: sleep until cancelled.
     deadline: Option<Instant>,
+    /// The deadline may already have passed at the first poll (then the
+    /// sleep yields once, like asyncio's `sleep(0)`).
+    may_have_passed: bool,
     state: State,
 }
 
@@ -74,13 +88,6 @@ enum State {
 }
 
 impl Sleep {
-    fn new(deadline: Option<Instant>) -> Sleep {
-        Sleep {
-            deadline,
-            state: State::Idle,
-        }
-    }
-
     /// The deadline (`None`: no deadline, sleeps until cancelled).
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
@@ -101,8 +108,9 @@ impl Sleep {
                 Err(e) => Poll::Ready(Err(e)),
             };
         };
+        let may_have_passed = self.may_have_passed;
         let armed = context::with_runtime(|shared, worker| {
-            if deadline <= Instant::now() {
+            if may_have_passed && deadline <= Instant::now() {
                 return None;
             }
             let timers = &shared.timers;

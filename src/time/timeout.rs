@@ -117,13 +117,13 @@ impl Scope {
             return Ok(());
         };
         let handle = Handle::try_current()?;
-        let timers = &handle.shared.timers;
-        let tick = timers.tick_of(when);
-        if tick <= timers.now() {
+        if when <= Instant::now() {
             // Already due: fire at the task's next await point.
             self.expire();
             return Ok(());
         }
+        let timers = &handle.shared.timers;
+        let tick = timers.tick_of(when);
         let waker = Waker::from(Arc::new(Fire {
             scope: shared.clone(),
             generation: self.generation,

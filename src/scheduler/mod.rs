@@ -395,9 +395,12 @@ pub(crate) struct WorkerCore {
     lifo_streak: Cell<u32>,
     searching: Cell<bool>,
     rng: Cell<u64>,
-    /// Set while firing timers: woken tasks go to the back of the queue, in
-    /// deadline order, instead of through the LIFO slot.
+    /// Set while firing timers: the tasks they wake are held here, in
+    /// deadline order, and queued together once the whole batch has fired,
+    /// so that no task runs before every timer due with it has fired (two
+    /// nested timeout scopes with one deadline both expire, as in asyncio).
     firing_timers: Cell<bool>,
+    fired: std::cell::RefCell<Vec<Notified>>,
 }
 
 impl WorkerCore {
@@ -423,9 +426,13 @@ impl WorkerCore {
     }
 
     fn schedule_local(&self, task: Notified, how: Schedule) {
+        if self.firing_timers.get() {
+            self.fired.borrow_mut().push(task);
+            return;
+        }
         match how {
             // One worker keeps asyncio's single FIFO ready queue: no LIFO slot.
-            Schedule::Wake if !self.firing_timers.get() && self.shared.remotes.len() > 1 => {
+            Schedule::Wake if self.shared.remotes.len() > 1 => {
                 let slot = &self.shared.remotes[self.index].lifo;
                 let previous = slot.swap(task.into_raw().as_ptr() as *mut Header, AcqRel);
                 if previous.is_null() {
@@ -568,6 +575,13 @@ impl WorkerCore {
             timers.process(self.index, now);
         }
         self.firing_timers.set(false);
+        let fired = std::mem::take(&mut *self.fired.borrow_mut());
+        if !fired.is_empty() {
+            for task in fired {
+                self.local.push(task);
+            }
+            self.shared.notify_parked();
+        }
     }
 
     /// Between tasks: fire this worker's due timers, and every
@@ -666,6 +680,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: LocalQueue<No
             0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407),
         ),
         firing_timers: Cell::new(false),
+        fired: Default::default(),
     };
     {
         let _worker = context::enter_worker(&core);

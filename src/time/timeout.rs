@@ -67,6 +67,10 @@ struct Scope {
     cancelling_at_entry: u32,
     /// The armed timer.
     timer: Option<TimerEntry>,
+    /// The deadline had already passed when it was set: the scope expires
+    /// when the block next suspends (asyncio schedules `_on_timeout` with
+    /// `call_soon`), unless it is rescheduled before that.
+    due: bool,
     /// Bumped at every re-arm, so that a timer that fired for an old
     /// deadline does nothing.
     generation: u64,
@@ -106,6 +110,7 @@ impl Scope {
 
     fn disarm(&mut self) {
         self.generation += 1;
+        self.due = false;
         // Dropping the entry removes the timer from its wheel.
         self.timer = None;
     }
@@ -118,8 +123,7 @@ impl Scope {
         };
         let handle = Handle::try_current()?;
         if when <= Instant::now() {
-            // Already due: fire at the task's next await point.
-            self.expire();
+            self.due = true;
             return Ok(());
         }
         let timers = &handle.shared.timers;
@@ -152,6 +156,7 @@ impl Timeout {
                 task: None,
                 cancelling_at_entry: 0,
                 timer: None,
+                due: false,
                 generation: 0,
             })),
         }
@@ -203,6 +208,7 @@ impl Timeout {
         TimeoutFuture {
             scope: self.clone(),
             entered: false,
+            expire_at_entry: false,
             future: future.into_future(),
         }
     }
@@ -263,10 +269,14 @@ pub fn timeout_at<F: IntoFuture>(when: Option<Instant>, future: F) -> TimeoutFut
 /// }).unwrap();
 /// ```
 pub fn wait_for<F: IntoFuture>(limit: Option<Duration>, future: F) -> WaitFor<F::IntoFuture> {
-    match limit {
+    let mut waiting = match limit {
         Some(limit) => timeout(limit, future),
         None => timeout_at(None, future),
-    }
+    };
+    // asyncio's wait_for cancels at once when the limit is <= 0, where a
+    // timeout scope would let the block run until it suspends.
+    waiting.expire_at_entry = true;
+    waiting
 }
 
 /// The future of [`wait_for`].
@@ -277,6 +287,9 @@ pub type WaitFor<F> = TimeoutFuture<F>;
 pub struct TimeoutFuture<F> {
     scope: Timeout,
     entered: bool,
+    /// A deadline already passed at entry expires the scope before the
+    /// guarded future is first polled (wait_for's rule).
+    expire_at_entry: bool,
     future: F,
 }
 
@@ -298,7 +311,22 @@ impl<F> TimeoutFuture<F> {
         scope.cancelling_at_entry = task.cancelling();
         scope.task = Some(task);
         scope.phase = Phase::Entered;
-        scope.arm(&self.scope.shared)
+        self.entered = true;
+        scope.arm(&self.scope.shared)?;
+        if self.expire_at_entry && scope.due {
+            scope.due = false;
+            scope.expire();
+        }
+        Ok(())
+    }
+
+    /// The block suspended: a deadline found already passed takes effect now.
+    fn expire_if_due(&self) {
+        let mut scope = lock(&self.scope.shared);
+        if scope.due {
+            scope.due = false;
+            scope.expire();
+        }
     }
 
     /// asyncio's `__aexit__`.
@@ -339,7 +367,6 @@ where
         // through `&mut`, which never moves `future`.
         let this = unsafe { self.get_unchecked_mut() };
         if !this.entered {
-            this.entered = true;
             if let Err(e) = this.enter() {
                 return Poll::Ready(Err(e));
             }
@@ -347,7 +374,10 @@ where
         // SAFETY: see above.
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
         match future.poll(cx) {
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                this.expire_if_due();
+                Poll::Pending
+            }
             Poll::Ready(outcome) => Poll::Ready(this.exit(outcome.map_err(Into::into))),
         }
     }

@@ -394,6 +394,12 @@ impl<F, T> Drop for GroupFuture<F, T> {
             let mut state = lock(&self.group.shared);
             state.exiting = true;
             state.abort();
+            // The group's own cancel request on the parent goes with it.
+            if std::mem::take(&mut state.parent_cancel_requested) {
+                if let Some(parent) = &state.parent {
+                    parent.uncancel();
+                }
+            }
         }
     }
 }

@@ -1,0 +1,12 @@
+//! Synchronization primitives with asyncio's semantics: [`Semaphore`],
+//! [`BoundedSemaphore`], [`Lock`], [`Event`]. Usable from tasks on any
+//! worker; every wait is a cancellation point; waiters are served first
+//! come, first served; a cancelled waiter loses nothing and, if it had
+//! already been woken, hands what it was given to the next waiter.
+
+mod event;
+mod semaphore;
+mod waitlist;
+
+pub use event::{Event, EventWait};
+pub use semaphore::{Acquire, ArcLock, BoundedSemaphore, Lock, Permit, Semaphore};

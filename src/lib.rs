@@ -43,13 +43,15 @@ mod io;
 mod loom;
 pub mod runtime;
 mod scheduler;
+pub mod sync;
 pub mod task;
 pub mod time;
 
 pub use error::{Error, ErrorGroup, ErrorKind, Ok, Result};
-pub use flow::shield;
+pub use flow::{as_completed, gather, shield, wait, ReturnWhen};
 pub use group::{task_group, GroupFuture, TaskGroup};
 pub use runtime::{run, Builder, Handle, Runtime, Unhandled, UnhandledKind};
+pub use sync::{BoundedSemaphore, Event, Lock, Semaphore};
 pub use task::{
     all_tasks, cancellable, current_task, spawn, yield_now, AnyTask, Promise, Task, TaskId,
     TaskState,

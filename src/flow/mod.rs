@@ -1,6 +1,16 @@
-//! Combinators over tasks, asyncio's: [`shield`] (and, as they land,
-//! gather, wait and as_completed).
+//! Combinators over tasks, asyncio's: [`gather`] (and the
+//! [`gather!`](crate::gather!) macro), [`wait`], [`as_completed`] and
+//! [`shield`].
 
+mod as_completed;
+mod gather;
 mod shield;
+mod track;
+mod wait;
 
+pub use as_completed::{as_completed, AsCompleted, AsCompletedTasks};
+#[doc(hidden)]
+pub use gather::{__gather_tuple, GatherTuple, GatherTupleFuture, GatherTupleOutcomes};
+pub use gather::{gather, Gather, GatherOutcomes};
 pub use shield::{shield, Shield};
+pub use wait::{wait, ReturnWhen, Wait};

@@ -2,7 +2,7 @@
 //! completion wait that the combinators build on, and [`IntoTask`].
 
 use super::raw::RawTask;
-use super::{AnyTask, Task};
+use super::Task;
 use crate::error::{Error, Result};
 use crate::loom::lock;
 use crate::runtime::context;
@@ -102,33 +102,6 @@ impl<T> Future for Join<T> {
 impl<T> Drop for Join<T> {
     fn drop(&mut self) {
         release_waiter(self.task.as_any().raw, &mut self.key);
-    }
-}
-
-/// A future that resolves when a task is done, without reading its outcome
-/// and without any cancellation behaviour (the combinators build on it).
-pub(crate) struct DoneSignal {
-    task: AnyTask,
-    key: Option<usize>,
-}
-
-impl DoneSignal {
-    pub(crate) fn new(task: AnyTask) -> DoneSignal {
-        DoneSignal { task, key: None }
-    }
-}
-
-impl Future for DoneSignal {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        poll_done(this.task.raw, &mut this.key, cx)
-    }
-}
-
-impl Drop for DoneSignal {
-    fn drop(&mut self) {
-        release_waiter(self.task.raw, &mut self.key);
     }
 }
 

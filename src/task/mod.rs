@@ -26,7 +26,7 @@ pub(crate) mod registry;
 pub(crate) mod state;
 
 pub use cancel::{cancellable, yield_now, Cancellable, YieldNow};
-pub(crate) use join::{poll_done, release_waiter, DoneSignal};
+pub(crate) use join::{poll_done, release_waiter};
 pub use join::{IntoTask, Join};
 pub use promise::Promise;
 
@@ -196,6 +196,45 @@ impl AnyTask {
 
     pub(crate) fn is_same_as_current(&self) -> bool {
         context::current_task_ptr() == Some(self.raw.as_ptr())
+    }
+
+    /// Runs `call` once the task is done, for the combinators (gather, wait,
+    /// as_completed): right away on this thread if it already is, otherwise
+    /// as a done callback registered under `key` (removable with
+    /// [`remove_internal_callbacks`](Self::remove_internal_callbacks)).
+    /// `key` must not collide with a user callback's: use the address of an
+    /// allocation the callback keeps alive.
+    pub(crate) fn on_done_internal(&self, key: usize, call: Box<dyn FnOnce() + Send>) {
+        let ready = lock(&self.raw.header().aux)
+            .completion
+            .add_callback(StoredCallback { key, call });
+        if let Some(callback) = ready {
+            (callback.call)();
+        }
+    }
+
+    /// Removes the callbacks registered with `key` by
+    /// [`on_done_internal`](Self::on_done_internal); returns how many.
+    pub(crate) fn remove_internal_callbacks(&self, key: usize) -> usize {
+        lock(&self.raw.header().aux)
+            .completion
+            .remove_callbacks(key)
+    }
+}
+
+/// Puts back a cancellation of the current task that an await point took
+/// (with `take_current_cancel`) but had no effect on (a gather whose tasks
+/// had all just finished): it is delivered, with its message, at the next
+/// await point. Nothing happens if the request was withdrawn meanwhile.
+pub(crate) fn restore_current_cancel(cancel: &Error) {
+    let Some(raw) = context::current_task_raw() else {
+        return;
+    };
+    let header = raw.header();
+    let mut aux = lock(&header.aux);
+    if aux.cancel_requests > 0 && header.state.set_cancel_pending() && aux.cancel_message.is_none()
+    {
+        aux.cancel_message = cancel.cancel_message().map(Arc::from);
     }
 }
 

@@ -336,8 +336,8 @@ impl RawTask {
         match header.state.to_idle() {
             IdleAction::Requeue => RunOutcome::Requeue(Notified(raw)),
             IdleAction::Parked => RunOutcome::Done,
-            // SAFETY: the worker's reference was the last one.
             IdleAction::Dealloc => {
+                // SAFETY: the worker's reference was the last one.
                 unsafe { raw.dealloc() };
                 RunOutcome::Done
             }

@@ -1,0 +1,229 @@
+//! Completion tracking shared by [`gather`](super::gather),
+//! [`wait`](super::wait) and [`as_completed`](super::as_completed), the way
+//! asyncio builds them: an internal done callback on every task records the
+//! completion (in completion order) and wakes the awaiter only when its
+//! condition may have become true.
+//!
+//! Lock order: the tracker's lock is never held while a task's lock is
+//! taken (callbacks read the task first, then lock the tracker).
+
+use crate::loom::{lock, Mutex};
+use crate::task::{AnyTask, TaskState};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+/// When a completion wakes the awaiter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WakeOn {
+    /// Every completion.
+    Each,
+    /// The last completion.
+    All,
+    /// The first failure or cancellation, or the last completion.
+    FirstFailure,
+    /// The first failure that is not a cancellation, or the last completion.
+    FirstError,
+}
+
+/// What has happened so far, for the awaiter's decision.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Progress {
+    /// Whether every tracked slot is done.
+    pub(crate) all_done: bool,
+    /// The slot that failed or was cancelled first.
+    pub(crate) first_failure: Option<usize>,
+}
+
+struct Track {
+    total: usize,
+    finished: usize,
+    wake_on: WakeOn,
+    /// Completed slots in completion order, not yet popped (only kept when
+    /// `record_order`).
+    order: VecDeque<usize>,
+    record_order: bool,
+    first_failure: Option<usize>,
+    first_error: Option<usize>,
+    /// Later completions are ignored.
+    closed: bool,
+    /// Later completions have their failure marked retrieved.
+    retrieve_late: bool,
+    waker: Option<Waker>,
+}
+
+impl Track {
+    fn ready(&self) -> bool {
+        let all = self.finished >= self.total;
+        match self.wake_on {
+            WakeOn::Each => self.finished > 0,
+            WakeOn::All => all,
+            WakeOn::FirstFailure => all || self.first_failure.is_some(),
+            WakeOn::FirstError => all || self.first_error.is_some(),
+        }
+    }
+
+    fn progress(&self) -> Progress {
+        Progress {
+            all_done: self.finished >= self.total,
+            first_failure: self.first_failure,
+        }
+    }
+
+    fn store_waker(&mut self, waker: &Waker) {
+        match &mut self.waker {
+            Some(existing) if existing.will_wake(waker) => {}
+            slot => *slot = Some(waker.clone()),
+        }
+    }
+}
+
+/// Tracks the completion of a list of tasks (slots; a task may fill more
+/// than one slot).
+pub(crate) struct Tracker {
+    tasks: Vec<AnyTask>,
+    shared: Arc<Mutex<Track>>,
+}
+
+impl Tracker {
+    /// Starts tracking. Slots already done are recorded now, in order.
+    pub(crate) fn new(tasks: Vec<AnyTask>, wake_on: WakeOn, record_order: bool) -> Tracker {
+        let shared = Arc::new(Mutex::new(Track {
+            total: tasks.len(),
+            finished: 0,
+            wake_on,
+            order: VecDeque::new(),
+            record_order,
+            first_failure: None,
+            first_error: None,
+            closed: false,
+            retrieve_late: false,
+            waker: None,
+        }));
+        let key = key_of(&shared);
+        for (slot, task) in tasks.iter().enumerate() {
+            let (task_, shared_) = (task.clone(), shared.clone());
+            task.on_done_internal(key, Box::new(move || completed(&shared_, slot, &task_)));
+        }
+        Tracker { tasks, shared }
+    }
+
+    /// The tracked tasks, one per slot.
+    pub(crate) fn tasks(&self) -> &[AnyTask] {
+        &self.tasks
+    }
+
+    /// Changes when the awaiter is woken (before it first waits).
+    pub(crate) fn set_wake_on(&self, wake_on: WakeOn) {
+        lock(&self.shared).wake_on = wake_on;
+    }
+
+    /// `Ready` when the wake condition holds; otherwise the waker is kept.
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Progress> {
+        let mut track = lock(&self.shared);
+        if track.ready() {
+            return Poll::Ready(track.progress());
+        }
+        track.store_waker(cx.waker());
+        Poll::Pending
+    }
+
+    /// The next completed slot in completion order; otherwise the waker is
+    /// kept (`record_order` trackers).
+    pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<usize> {
+        let mut track = lock(&self.shared);
+        if let Some(slot) = track.order.pop_front() {
+            return Poll::Ready(slot);
+        }
+        track.store_waker(cx.waker());
+        Poll::Pending
+    }
+
+    /// The next completed slot recorded before the tracker was closed.
+    pub(crate) fn pop_recorded(&self) -> Option<usize> {
+        lock(&self.shared).order.pop_front()
+    }
+
+    /// Stops recording: later completions are ignored.
+    pub(crate) fn close(&self) {
+        let mut track = lock(&self.shared);
+        track.closed = true;
+        track.waker = None;
+    }
+
+    /// asyncio's "mark exception retrieved" for a gather that already
+    /// failed: every failure of these tasks, now or later, counts as read.
+    pub(crate) fn retrieve_all(&self) {
+        {
+            let mut track = lock(&self.shared);
+            track.closed = true;
+            track.retrieve_late = true;
+            track.waker = None;
+        }
+        for task in &self.tasks {
+            if task.done() {
+                mark_retrieved(task);
+            }
+        }
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        if lock(&self.shared).retrieve_late {
+            // The callbacks still have work to do.
+            return;
+        }
+        let key = key_of(&self.shared);
+        for task in &self.tasks {
+            if !task.done() {
+                task.remove_internal_callbacks(key);
+            }
+        }
+    }
+}
+
+/// The callbacks' key: the shared state's address, unique while any of
+/// them (each holding the state) is registered.
+fn key_of(shared: &Arc<Mutex<Track>>) -> usize {
+    Arc::as_ptr(shared) as *const () as usize
+}
+
+fn mark_retrieved(task: &AnyTask) {
+    // Reading the failure marks it retrieved; a cancellation is never reported.
+    let _ = task.exception();
+}
+
+/// The done callback of one slot.
+fn completed(shared: &Mutex<Track>, slot: usize, task: &AnyTask) {
+    let state = task.state();
+    let mut track = lock(shared);
+    track.finished += 1;
+    if track.retrieve_late {
+        drop(track);
+        mark_retrieved(task);
+        return;
+    }
+    if track.closed {
+        return;
+    }
+    if track.record_order {
+        track.order.push_back(slot);
+    }
+    match state {
+        TaskState::Failed => {
+            track.first_failure.get_or_insert(slot);
+            track.first_error.get_or_insert(slot);
+        }
+        TaskState::Cancelled => {
+            track.first_failure.get_or_insert(slot);
+        }
+        _ => {}
+    }
+    if track.ready() {
+        if let Some(waker) = track.waker.take() {
+            drop(track);
+            waker.wake();
+        }
+    }
+}

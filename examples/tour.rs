@@ -313,6 +313,91 @@ async fn timeouts() -> spindle::Result<()> {
     Ok(())
 }
 
+async fn fetch_data(name: &'static str, delay: f64) -> spindle::Result<String> {
+    spindle::sleep(secs(delay)).await?;
+    Ok(format!("{name}: done"))
+}
+
+async fn might_fail(n: u64) -> spindle::Result<u64> {
+    spindle::sleep(secs(0.1)).await?;
+    if n == 2 {
+        return Err(ValueError("oops!".into()).into());
+    }
+    Ok(n * 10)
+}
+
+async fn combinators() -> spindle::Result<()> {
+    println!("== gather ==");
+    let start = Instant::now();
+    let results = spindle::gather([
+        spindle::spawn(fetch("https://api.example.com/a")),
+        spindle::spawn(fetch("https://api.example.com/b")),
+        spindle::spawn(fetch("https://api.example.com/c")),
+    ])
+    .await?;
+    println!("  {results:?}");
+    timing(
+        "three 1 s fetches gathered",
+        start.elapsed(),
+        "~1 s, not 3 s",
+    );
+
+    let (a, b, c) = spindle::gather!(
+        fetch_data("A", 0.3),
+        fetch_data("B", 0.1),
+        fetch_data("C", 0.2)
+    )
+    .await?;
+    println!("  gather! keeps argument order: [{a}, {b}, {c}]");
+
+    let outcomes = spindle::gather([might_fail(1), might_fail(2), might_fail(3)])
+        .return_exceptions()
+        .await?;
+    for outcome in outcomes {
+        match outcome {
+            Ok(result) => println!("  Result: {result}"),
+            Err(error) => println!("  Error: {error}"),
+        }
+    }
+
+    println!("== wait FIRST_COMPLETED: racing three servers ==");
+    let start = Instant::now();
+    let servers = [("Server1", 2.0), ("Server2", 1.0), ("Server3", 3.0)];
+    let tasks: Vec<Task<String>> = servers
+        .iter()
+        .map(|&(server, delay)| {
+            spindle::spawn(async move {
+                spindle::sleep(secs(delay)).await?;
+                spindle::Ok(format!("Data from {server}"))
+            })
+        })
+        .collect();
+    let (done, pending) = spindle::wait(tasks, spindle::ReturnWhen::FirstCompleted, None).await?;
+    println!("  First result: {}", done[0].result()?);
+    for task in &pending {
+        task.cancel();
+    }
+    for task in pending {
+        let _ = task.await;
+    }
+    timing("first of 2 s / 1 s / 3 s servers", start.elapsed(), "1 s");
+
+    println!("== as_completed: fastest first ==");
+    let start = Instant::now();
+    let mut results = spindle::as_completed(
+        [
+            spindle::spawn(fetch_data("slow.com", 0.3)),
+            spindle::spawn(fetch_data("fast.com", 0.1)),
+            spindle::spawn(fetch_data("medium.com", 0.2)),
+        ],
+        None,
+    );
+    while let Some(result) = results.next().await {
+        println!("  {} (at {:.2} s)", result?, start.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
 #[derive(Debug)]
 struct ValueError(String);
 
@@ -464,6 +549,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         futures().await?;
         cancellation().await?;
         timeouts().await?;
+        combinators().await?;
         task_groups().await?;
         shielding().await?;
         introspection().await?;

@@ -2,35 +2,13 @@
 //! cases 46, 47 and 49), and the seed scenario of printing the fastest
 //! first.
 
+mod common;
+use common::{rt, wait_done, within_limit};
+
 use futures_core::Stream;
-use spindle::{Error, Promise, Runtime, Task};
+use spindle::{Error, Promise, Task};
 use std::pin::Pin;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-fn rt(workers: usize) -> Runtime {
-    Runtime::builder().worker_threads(workers).build().unwrap()
-}
-
-/// Runs `f` on its own thread and fails the test if it does not finish within
-/// a generous limit, so that a runtime bug shows up as a failure, not a hang.
-fn within_limit<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(value) => {
-            let _ = thread.join();
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the test thread ended without a value"),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within 30 s (hang)"),
-    }
-}
 
 /// A task that returns `value` once `gate` is set.
 fn gated<T: Send + 'static>(gate: &Promise<()>, value: T) -> Task<T> {
@@ -39,16 +17,6 @@ fn gated<T: Send + 'static>(gate: &Promise<()>, value: T) -> Task<T> {
         gate.await?;
         spindle::Ok(value)
     })
-}
-
-/// Waits until `task` is done without reading its outcome.
-async fn wait_done<T: Send + 'static>(task: &Task<T>) -> spindle::Result<()> {
-    let done = Promise::<()>::new();
-    let d = done.clone();
-    task.add_done_callback(move |_: &Task<T>| {
-        let _ = d.set_result(());
-    });
-    done.await
 }
 
 // -- case 46 ------------------------------------------------------------------

@@ -1,37 +1,15 @@
 //! Spec section C: cancellation (`/work/shared/spec/asyncio-semantics.md`,
 //! cases 19-24 and 26-28), plus `cancellable()` and `abort()`.
 
-use spindle::{Error, ErrorKind, Promise, Runtime, Task, TaskState};
+mod common;
+use common::{current, rt, within_limit};
+
+use spindle::{Error, ErrorKind, Promise, Task, TaskState};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
-
-fn rt(workers: usize) -> Runtime {
-    Runtime::builder().worker_threads(workers).build().unwrap()
-}
-
-/// Runs `f` on its own thread and fails the test if it does not finish within
-/// a generous limit, so that a runtime bug shows up as a failure, not a hang.
-fn within_limit<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(value) => {
-            let _ = thread.join();
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the test thread ended without a value"),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within 30 s (hang)"),
-    }
-}
 
 /// Sets a flag when dropped.
 struct DropFlag(Arc<AtomicBool>);
@@ -54,12 +32,6 @@ impl Future for Forever {
         self.polls.fetch_add(1, Ordering::SeqCst);
         Poll::Pending
     }
-}
-
-fn current() -> spindle::AnyTask {
-    spindle::current_task()
-        .expect("inside a runtime")
-        .expect("inside a task")
 }
 
 /// Spawns a task that signals `started`, then awaits `waited` and returns its

@@ -2,16 +2,15 @@
 //! callbacks, the "never retrieved" report and shutdown with pending tasks
 //! (`/work/shared/spec/asyncio-semantics.md`, cases 10-12 and 14-18).
 
+mod common;
+use common::{rt, wait_done, within_limit};
+
 use spindle::task::DoneCallback;
 use spindle::{Error, ErrorKind, Promise, Runtime, Task, TaskState, Unhandled, UnhandledKind};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn rt(workers: usize) -> Runtime {
-    Runtime::builder().worker_threads(workers).build().unwrap()
-}
 
 type Reports = Arc<Mutex<Vec<Unhandled>>>;
 
@@ -31,26 +30,6 @@ fn taken(reports: &Reports) -> Vec<Unhandled> {
     reports.lock().unwrap().clone()
 }
 
-/// Runs `f` on its own thread and fails the test if it does not finish within
-/// a generous limit, so that a runtime bug shows up as a failure, not a hang.
-fn within_limit<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(value) => {
-            let _ = thread.join();
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the test thread ended without a value"),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within 30 s (hang)"),
-    }
-}
-
 #[derive(Clone, Default)]
 struct Log(Arc<Mutex<Vec<String>>>);
 
@@ -61,17 +40,6 @@ impl Log {
     fn get(&self) -> Vec<String> {
         self.0.lock().unwrap().clone()
     }
-}
-
-/// Waits until `task` is done without awaiting its handle (an await moves a
-/// success value out of the task).
-async fn wait_done<T: Send + 'static>(task: &Task<T>) -> spindle::Result<()> {
-    let done = Promise::<()>::new();
-    let d = done.clone();
-    task.add_done_callback(move |_: &Task<T>| {
-        let _ = d.set_result(());
-    });
-    done.await
 }
 
 /// A task that fails with `Error::msg(text)` once `gate` is set.

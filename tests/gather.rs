@@ -1,18 +1,17 @@
 //! Spec section E: gather (`/work/shared/spec/asyncio-semantics.md`, cases
 //! 33-39), the `gather!` macro, and the seed scenarios built on gather.
 
+mod common;
+use common::{rt, wait_done, within_limit};
+
 use spindle::{Error, Promise, Runtime, Task, Unhandled, UnhandledKind};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = spindle::Result<T>> + Send>>;
-
-fn rt(workers: usize) -> Runtime {
-    Runtime::builder().worker_threads(workers).build().unwrap()
-}
 
 type Reports = Arc<Mutex<Vec<Unhandled>>>;
 
@@ -26,26 +25,6 @@ fn rt_reporting(workers: usize) -> (Runtime, Reports) {
         .build()
         .unwrap();
     (rt, reports)
-}
-
-/// Runs `f` on its own thread and fails the test if it does not finish within
-/// a generous limit, so that a runtime bug shows up as a failure, not a hang.
-fn within_limit<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(value) => {
-            let _ = thread.join();
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the test thread ended without a value"),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within 30 s (hang)"),
-    }
 }
 
 /// A task that returns `value` once `gate` is set.
@@ -99,16 +78,6 @@ fn slow_cleanup(cleanup: &Promise<()>) -> (Task<u32>, Promise<()>) {
         }
     });
     (task, started)
-}
-
-/// Waits until `task` is done without reading its outcome.
-async fn wait_done<T: Send + 'static>(task: &Task<T>) -> spindle::Result<()> {
-    let done = Promise::<()>::new();
-    let d = done.clone();
-    task.add_done_callback(move |_: &Task<T>| {
-        let _ = d.set_result(());
-    });
-    done.await
 }
 
 /// Yields a few times, giving other tasks a chance to run.

@@ -1,15 +1,14 @@
 //! The runtime: `run` and shutdown, panics in tasks, the "never retrieved"
 //! report, work spreading over workers, and bad input.
 
+mod common;
+use common::{rt, wait_done, within_limit};
+
 use spindle::{Error, ErrorKind, Promise, Runtime, Task, TaskState, Unhandled, UnhandledKind};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn rt(workers: usize) -> Runtime {
-    Runtime::builder().worker_threads(workers).build().unwrap()
-}
 
 type Reports = Arc<Mutex<Vec<Unhandled>>>;
 
@@ -25,26 +24,6 @@ fn rt_reporting(workers: usize) -> (Runtime, Reports) {
     (rt, reports)
 }
 
-/// Runs `f` on its own thread and fails the test if it does not finish within
-/// a generous limit, so that a runtime bug shows up as a failure, not a hang.
-fn within_limit<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(value) => {
-            let _ = thread.join();
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the test thread ended without a value"),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within 30 s (hang)"),
-    }
-}
-
 /// Sets a flag when dropped.
 struct DropFlag(Arc<AtomicBool>);
 
@@ -52,16 +31,6 @@ impl Drop for DropFlag {
     fn drop(&mut self) {
         self.0.store(true, Ordering::SeqCst);
     }
-}
-
-/// Waits until `task` is done without awaiting its handle.
-async fn wait_done<T: Send + 'static>(task: &Task<T>) -> spindle::Result<()> {
-    let done = Promise::<()>::new();
-    let d = done.clone();
-    task.add_done_callback(move |_: &Task<T>| {
-        let _ = d.set_result(());
-    });
-    done.await
 }
 
 // -- run and shutdown ------------------------------------------------------------

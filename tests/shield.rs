@@ -2,40 +2,13 @@
 //! cases 29-31), case 55 (`wait_for(shield(t))`), and shielding a plain
 //! future. Each case was checked against CPython 3.13.
 
-use spindle::{Error, ErrorKind, Promise, Runtime};
+mod common;
+use common::{current, rt, within_limit};
+
+use spindle::{Error, ErrorKind, Promise};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn rt(workers: usize) -> Runtime {
-    Runtime::builder().worker_threads(workers).build().unwrap()
-}
-
-/// Runs `f` on its own thread and fails the test if it does not finish within
-/// a generous limit, so that a runtime bug shows up as a failure, not a hang.
-fn within_limit<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(value) => {
-            let _ = thread.join();
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the test thread ended without a value"),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within 30 s (hang)"),
-    }
-}
-
-fn current() -> spindle::AnyTask {
-    spindle::current_task()
-        .expect("inside a runtime")
-        .expect("inside a task")
-}
 
 // -- case 29 ------------------------------------------------------------------
 

@@ -4,6 +4,9 @@
 //! panicking children. Every case was checked against CPython 3.13
 //! (`test_taskgroups.py`, `taskgroups.py`).
 
+mod common;
+use common::{current, rt, within_limit};
+
 use spindle::task::Builder as TaskBuilder;
 use spindle::{
     task_group, Error, ErrorGroup, ErrorKind, Promise, Runtime, Task, TaskGroup, Timeout,
@@ -12,16 +15,12 @@ use std::fmt;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 /// Longer than any test may take: a sleep this long only ends by cancellation.
 const LONG: Duration = Duration::from_secs(60);
-
-fn rt(workers: usize) -> Runtime {
-    Runtime::builder().worker_threads(workers).build().unwrap()
-}
 
 /// A runtime that records the kinds of unhandled-error reports.
 fn recording_rt(workers: usize) -> (Runtime, Arc<Mutex<Vec<String>>>) {
@@ -37,32 +36,6 @@ fn recording_rt(workers: usize) -> (Runtime, Arc<Mutex<Vec<String>>>) {
         .build()
         .unwrap();
     (rt, reports)
-}
-
-/// Runs `f` on its own thread and fails the test if it does not finish within
-/// a generous limit, so that a runtime bug shows up as a failure, not a hang.
-fn within_limit<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(value) => {
-            let _ = thread.join();
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the test thread ended without a value"),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within 30 s (hang)"),
-    }
-}
-
-fn current() -> spindle::AnyTask {
-    spindle::current_task()
-        .expect("inside a runtime")
-        .expect("inside a task")
 }
 
 /// A user error (Python's `MyExc` / `ZeroDivisionError` in the CPython tests).

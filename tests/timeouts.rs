@@ -2,47 +2,16 @@
 //! (`/work/shared/spec/asyncio-semantics.md`, cases 58-70; the TaskGroup
 //! part of case 70 waits for TaskGroup).
 
+mod common;
+use common::{current, ms, rt, within_limit};
+
 use spindle::time::{duration_from_secs, Timeout};
-use spindle::{ErrorKind, Runtime};
+use spindle::ErrorKind;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
-
-fn rt(workers: usize) -> Runtime {
-    Runtime::builder().worker_threads(workers).build().unwrap()
-}
-
-/// Runs `f` on its own thread and fails the test if it does not finish within
-/// a generous limit, so that a runtime bug shows up as a failure, not a hang.
-fn within_limit<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(value) => {
-            let _ = thread.join();
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the test thread ended without a value"),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within 30 s (hang)"),
-    }
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn current() -> spindle::AnyTask {
-    spindle::current_task()
-        .expect("inside a runtime")
-        .expect("inside a task")
-}
 
 /// Runs `f` as the main task of a fresh runtime.
 fn run_on<F>(workers: usize, f: impl FnOnce() -> F + Send + 'static)

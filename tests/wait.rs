@@ -1,33 +1,11 @@
 //! Spec section F: wait (`/work/shared/spec/asyncio-semantics.md`, cases
 //! 40-44), and the seed scenario of racing servers.
 
-use spindle::{Error, ErrorKind, Promise, ReturnWhen, Runtime, Task};
-use std::sync::mpsc;
+mod common;
+use common::{rt, within_limit};
+
+use spindle::{Error, ErrorKind, Promise, ReturnWhen, Task};
 use std::time::{Duration, Instant};
-
-fn rt(workers: usize) -> Runtime {
-    Runtime::builder().worker_threads(workers).build().unwrap()
-}
-
-/// Runs `f` on its own thread and fails the test if it does not finish within
-/// a generous limit, so that a runtime bug shows up as a failure, not a hang.
-fn within_limit<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(value) => {
-            let _ = thread.join();
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the test thread ended without a value"),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within 30 s (hang)"),
-    }
-}
 
 /// A task that returns `value` once `gate` is set.
 fn gated<T: Send + 'static>(gate: &Promise<()>, value: T) -> Task<T> {

@@ -1,45 +1,14 @@
 //! Spec section H: `wait_for` (`/work/shared/spec/asyncio-semantics.md`,
 //! cases 50-54; case 55 needs `shield`, which does not exist yet).
 
+mod common;
+use common::{current, ms, rt, within_limit};
+
 use spindle::time::duration_from_secs;
-use spindle::{ErrorKind, Promise, Runtime, Task};
+use spindle::{ErrorKind, Promise, Task};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn rt(workers: usize) -> Runtime {
-    Runtime::builder().worker_threads(workers).build().unwrap()
-}
-
-/// Runs `f` on its own thread and fails the test if it does not finish within
-/// a generous limit, so that a runtime bug shows up as a failure, not a hang.
-fn within_limit<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(value) => {
-            let _ = thread.join();
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the test thread ended without a value"),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within 30 s (hang)"),
-    }
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn current() -> spindle::AnyTask {
-    spindle::current_task()
-        .expect("inside a runtime")
-        .expect("inside a task")
-}
 
 /// A user error (asyncio's `FooException`).
 #[derive(Debug)]

@@ -1,0 +1,51 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use spindle::{Promise, Runtime, Task};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub fn rt(workers: usize) -> Runtime {
+    Runtime::builder().worker_threads(workers).build().unwrap()
+}
+
+/// Runs `f` on its own thread and fails the test if it does not finish within
+/// a generous limit, so that a runtime bug shows up as a failure, not a hang.
+pub fn within_limit<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(value) => {
+            let _ = thread.join();
+            value
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the test thread ended without a value"),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within 30 s (hang)"),
+    }
+}
+
+pub fn current() -> spindle::AnyTask {
+    spindle::current_task()
+        .expect("inside a runtime")
+        .expect("inside a task")
+}
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Waits until `task` is done without awaiting its handle (an await moves a
+/// success value out of the task).
+pub async fn wait_done<T: Send + 'static>(task: &Task<T>) -> spindle::Result<()> {
+    let done = Promise::<()>::new();
+    let d = done.clone();
+    task.add_done_callback(move |_: &Task<T>| {
+        let _ = d.set_result(());
+    });
+    done.await
+}

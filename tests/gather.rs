@@ -4,7 +4,7 @@
 mod common;
 use common::{rt, wait_done, within_limit};
 
-use spindle::{Error, Promise, Runtime, Task, Unhandled, UnhandledKind};
+use spindle::{Error, ErrorKind, Promise, Runtime, Task, Unhandled, UnhandledKind};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -654,5 +654,37 @@ fn seed_gather_return_exceptions_lists_failures() {
                 spindle::Ok(())
             })
             .unwrap();
+    });
+}
+
+/// Bad input: one task awaited by two gathers. Values move out, so exactly one
+/// gather gets the value and the other an invalid-state error in that slot;
+/// nothing panics or hangs.
+#[test]
+fn task_awaited_by_two_gathers_gives_the_value_once() {
+    within_limit(|| {
+        let rt = rt(2);
+        rt.block_on(async {
+            let gate = Promise::<()>::new();
+            let shared = gated(&gate, 7u32);
+            let first = spindle::spawn(spindle::gather([shared.clone()]).return_exceptions());
+            let second = spindle::spawn(spindle::gather([shared.clone()]).return_exceptions());
+            spindle::yield_now().await?;
+            gate.set_result(())?;
+            let mut outcomes = first.await?;
+            outcomes.extend(second.await?);
+            let values: Vec<u32> = outcomes
+                .iter()
+                .filter_map(|o| o.as_ref().ok().copied())
+                .collect();
+            assert_eq!(values, [7], "{outcomes:?}");
+            let err = outcomes
+                .into_iter()
+                .find_map(Result::err)
+                .expect("one slot failed");
+            assert_eq!(err.kind(), ErrorKind::InvalidState, "{err}");
+            spindle::Ok(())
+        })
+        .unwrap();
     });
 }

@@ -41,6 +41,7 @@ pub mod flow;
 mod group;
 mod io;
 mod loom;
+pub mod queue;
 pub mod runtime;
 mod scheduler;
 pub mod sync;
@@ -50,8 +51,9 @@ pub mod time;
 pub use error::{Error, ErrorGroup, ErrorKind, Ok, Result};
 pub use flow::{as_completed, gather, shield, wait, ReturnWhen};
 pub use group::{task_group, GroupFuture, TaskGroup};
+pub use queue::{LifoQueue, PriorityQueue, Queue, QueueError};
 pub use runtime::{run, Builder, Handle, Runtime, Unhandled, UnhandledKind};
-pub use sync::{BoundedSemaphore, Event, Lock, Semaphore};
+pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, Semaphore};
 pub use task::{
     all_tasks, cancellable, current_task, spawn, yield_now, AnyTask, Promise, Task, TaskId,
     TaskState,

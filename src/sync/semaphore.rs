@@ -56,9 +56,11 @@ struct State {
 }
 
 impl State {
-    /// asyncio's `locked()`: no permit, or someone waits for one.
+    /// asyncio's `locked()`: no permit, or someone waits for one (including
+    /// a waiter handed a permit that has not resumed yet: a task that
+    /// releases and acquires again queues behind it).
     fn locked(&self) -> bool {
-        self.permits == 0 || !self.waiters.is_empty()
+        self.permits == 0 || !self.waiters.is_vacant()
     }
 
     /// Hands free permits to waiters, in order.

@@ -44,9 +44,10 @@ impl WaitList {
         }
     }
 
-    /// Whether no waiter is waiting to be granted.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.linked == 0
+    /// Whether no waiter is left at all, counting granted ones that have not
+    /// collected their grant yet (asyncio keeps those in its deque too).
+    pub(crate) fn is_vacant(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// The number of waiters waiting to be granted.
@@ -162,6 +163,6 @@ mod tests {
         assert!(list.is_granted(c));
         assert!(list.grant_first().is_none());
         assert!(list.remove(a) && list.remove(c));
-        assert!(list.is_empty());
+        assert!(list.is_vacant());
     }
 }

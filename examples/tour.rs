@@ -512,6 +512,107 @@ async fn shielding() -> spindle::Result<()> {
     Ok(())
 }
 
+async fn semaphores() -> spindle::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    println!("== Semaphore: limiting concurrency ==");
+    let sem = Arc::new(spindle::Semaphore::new(2));
+    let (current, max) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let tasks = (0..5).map(|task_id| {
+        let (sem, current, max) = (sem.clone(), current.clone(), max.clone());
+        async move {
+            let _permit = sem.acquire().await?; // async with sem:
+            let now = current.fetch_add(1, Ordering::SeqCst) + 1;
+            max.fetch_max(now, Ordering::SeqCst);
+            println!("  Task {task_id}: running (concurrent: {now})");
+            spindle::sleep(secs(0.01)).await?;
+            current.fetch_sub(1, Ordering::SeqCst);
+            spindle::Ok(())
+        }
+    });
+    spindle::gather(tasks).await?;
+    println!(
+        "  Max concurrent tasks: {} (limit was 2)",
+        max.load(Ordering::SeqCst)
+    );
+
+    println!("  -- rate-limited fetch of 10 URLs, at most 3 at a time:");
+    let start = Instant::now();
+    let sem = Arc::new(spindle::Semaphore::new(3));
+    let fetches = (0..10).map(|i| {
+        let sem = sem.clone();
+        async move {
+            let _permit = sem.acquire().await?;
+            let url = format!("https://api.example.com/{i}");
+            println!("  Fetching {url}");
+            spindle::sleep(secs(0.1)).await?; // simulate a network request
+            spindle::Ok(format!("Data from {url}"))
+        }
+    });
+    let results = spindle::gather(fetches).await?;
+    println!("  Fetched {} URLs", results.len());
+    timing(
+        "10 fetches of 0.1 s, 3 at a time",
+        start.elapsed(),
+        "~0.4 s (4 rounds)",
+    );
+    Ok(())
+}
+
+async fn producer(
+    queue: std::sync::Arc<spindle::Queue<String>>,
+    name: &str,
+    count: usize,
+) -> spindle::Result<()> {
+    for i in 0..count {
+        queue.put(format!("{name}-item-{i}")).await?;
+        spindle::sleep(secs(0.1)).await?;
+    }
+    Ok(())
+}
+
+async fn consumer(
+    queue: std::sync::Arc<spindle::Queue<String>>,
+    name: &str,
+) -> spindle::Result<()> {
+    loop {
+        let item = queue.get().await?;
+        println!("  {name} processed: {item}");
+        spindle::sleep(secs(0.05)).await?;
+        queue.task_done()?;
+    }
+}
+
+async fn producer_consumer() -> spindle::Result<()> {
+    use std::sync::Arc;
+    println!("== Producer-consumer with a bounded Queue ==");
+    let start = Instant::now();
+    let queue = Arc::new(spindle::Queue::new(5));
+    let producers = vec![spindle::spawn(producer(queue.clone(), "P1", 5))];
+    let consumers = vec![spindle::spawn({
+        let queue = queue.clone();
+        async move { consumer(queue, "C1").await }
+    })];
+    spindle::gather(producers).await?; // wait for the producers to finish
+    queue.join().await?; // wait for every item to be processed
+    for c in &consumers {
+        c.cancel(); // the consumers loop forever
+    }
+    for c in consumers {
+        let outcome = c.await;
+        println!(
+            "  consumer cancelled: {}",
+            outcome.is_err_and(|e| e.is_cancelled())
+        );
+    }
+    timing(
+        "5 items every 0.1 s, each processed in 0.05 s",
+        start.elapsed(),
+        "~0.5 s",
+    );
+    Ok(())
+}
+
 async fn introspection() -> spindle::Result<()> {
     println!("== Introspection ==");
     let me = spindle::current_task()?.expect("the tour runs in a task");
@@ -552,6 +653,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         combinators().await?;
         task_groups().await?;
         shielding().await?;
+        semaphores().await?;
+        producer_consumer().await?;
         introspection().await?;
         spindle::Ok(())
     })

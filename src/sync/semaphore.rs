@@ -63,6 +63,15 @@ impl State {
         self.permits == 0 || !self.waiters.is_vacant()
     }
 
+    /// Takes a permit if one is free and nobody queues.
+    fn try_take(&mut self) -> bool {
+        if self.locked() {
+            return false;
+        }
+        self.permits -= 1;
+        true
+    }
+
     /// Hands free permits to waiters, in order.
     fn grant_waiters(&mut self, wakers: &mut Vec<Waker>) {
         while self.permits > 0 {
@@ -141,12 +150,7 @@ impl Semaphore {
 
     /// Takes a permit if one is free and nobody queues.
     pub fn try_acquire(&self) -> Option<Permit<&Semaphore>> {
-        let mut state = lock(&self.state);
-        if state.locked() {
-            return None;
-        }
-        state.permits -= 1;
-        Some(Permit {
+        lock(&self.state).try_take().then_some(Permit {
             semaphore: Some(self),
         })
     }
@@ -204,6 +208,15 @@ pub struct Acquire<S: Deref<Target = Semaphore>> {
     key: Option<usize>,
 }
 
+impl<S: Deref<Target = Semaphore>> Acquire<S> {
+    /// Hands out the permit this future obtained.
+    fn permit(&mut self) -> Permit<S> {
+        Permit {
+            semaphore: self.semaphore.take(),
+        }
+    }
+}
+
 impl<S: Deref<Target = Semaphore> + Unpin> Future for Acquire<S> {
     type Output = Result<Permit<S>>;
 
@@ -215,25 +228,16 @@ impl<S: Deref<Target = Semaphore> + Unpin> Future for Acquire<S> {
         };
         match this.key {
             None => {
-                let mut state = lock(&semaphore.state);
-                if !state.locked() {
-                    state.permits -= 1;
-                    drop(state);
-                    return Poll::Ready(Ok(Permit {
-                        semaphore: this.semaphore.take(),
-                    }));
+                if lock(&semaphore.state).try_take() {
+                    return Poll::Ready(Ok(this.permit()));
                 }
-                drop(state);
                 if let Some(cancel) = context::take_current_cancel() {
                     return Poll::Ready(Err(cancel));
                 }
                 let mut state = lock(&semaphore.state);
-                if !state.locked() {
-                    state.permits -= 1;
+                if state.try_take() {
                     drop(state);
-                    return Poll::Ready(Ok(Permit {
-                        semaphore: this.semaphore.take(),
-                    }));
+                    return Poll::Ready(Ok(this.permit()));
                 }
                 this.key = Some(state.waiters.push(cx.waker()));
                 Poll::Pending
@@ -254,9 +258,7 @@ impl<S: Deref<Target = Semaphore> + Unpin> Future for Acquire<S> {
                     state.grant_waiters(&mut wakers);
                     drop(state);
                     wake(wakers);
-                    return Poll::Ready(Ok(Permit {
-                        semaphore: this.semaphore.take(),
-                    }));
+                    return Poll::Ready(Ok(this.permit()));
                 }
                 state.waiters.set_waker(key, cx.waker());
                 Poll::Pending

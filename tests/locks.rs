@@ -6,6 +6,7 @@
 //! FIFO as in asyncio; the others run on several workers.
 
 mod common;
+use common::storm::{chaos, storm_seed, Ended, Rng};
 use common::{rt, within_limit};
 
 use spindle::sync::BrokenBarrierError;
@@ -1219,73 +1220,6 @@ fn bad_inputs_are_errors() {
 
 // -- cancellation storm -----------------------------------------------------------
 
-/// SplitMix64: a small seeded generator (no dependency).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn storm_seed() -> u64 {
-    std::env::var("SPINDLE_STORM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_0001)
-}
-
-/// Cancels random live tasks of `tasks` (a few of them hard-aborted) until
-/// `stop` is set, from its own task: cancellations race with wake-ups.
-fn chaos(
-    tasks: Arc<Mutex<Vec<spindle::AnyTask>>>,
-    stop: Arc<AtomicBool>,
-    seed: u64,
-) -> Task<usize> {
-    spindle::spawn(async move {
-        let mut rng = Rng(seed);
-        let mut hits = 0;
-        while !stop.load(Ordering::SeqCst) {
-            let victim = {
-                let tasks = tasks.lock().unwrap();
-                let n = tasks.len();
-                (n > 0).then(|| tasks[n - 1 - rng.below(n.min(32) as u64) as usize].clone())
-            };
-            if let Some(victim) = victim {
-                let hit = if rng.below(10) == 0 {
-                    victim.abort()
-                } else {
-                    victim.cancel()
-                };
-                hits += usize::from(hit);
-            }
-            if rng.below(4) == 0 {
-                spindle::sleep(Duration::from_micros(rng.below(500))).await?;
-            } else {
-                spindle::yield_now().await?;
-            }
-        }
-        spindle::Ok(hits)
-    })
-}
-
-/// Counts a task's end (return, cancel or abort) exactly once: when its
-/// future is dropped.
-struct Ended(Arc<AtomicUsize>);
-
-impl Drop for Ended {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 /// Tracks how many tasks are inside a section, and the most at once.
 struct Inside<'a>(&'a AtomicUsize);
 
@@ -1423,7 +1357,7 @@ async fn storm_task(
 /// task ended exactly once.
 #[test]
 fn storm_cancellation_loses_no_permit() {
-    let seed = storm_seed();
+    let seed = storm_seed(0x5eed_0001);
     within_limit(move || {
         let rt = rt(3);
         const TASKS: usize = 300;

@@ -20,5 +20,5 @@ step "the tour example"
 cargo run --release --example tour >/dev/null
 
 step "loom models (bounded preemptions)"
-LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" RUSTFLAGS="--cfg loom" \
+LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" RUSTFLAGS="--cfg spindle_loom" \
     CARGO_TARGET_DIR=target/loom cargo test --release --lib loom

@@ -153,13 +153,13 @@ impl Idle {
     }
 
     /// Number of workers currently searching (for tests and debugging).
-    #[cfg(all(test, not(loom)))]
+    #[cfg(all(test, not(spindle_loom)))]
     pub(crate) fn searching(&self) -> usize {
         searching(self.counts.load(SeqCst))
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(spindle_loom)))]
 mod tests {
     use super::*;
 
@@ -197,7 +197,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, spindle_loom))]
 mod loom_tests {
     use super::*;
     use crate::loom::{thread, Arc, AtomicBool};

@@ -284,7 +284,7 @@ impl State {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(spindle_loom)))]
 mod tests {
     use super::*;
 
@@ -345,7 +345,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, spindle_loom))]
 mod loom_tests {
     use super::*;
     use crate::loom::{thread, Arc, AtomicBool};

@@ -9,6 +9,7 @@
 //! [`Error`] with `?` and can be recovered with [`Error::downcast_ref`].
 
 use std::fmt;
+use std::io;
 use std::sync::Arc;
 
 /// `Result<T, spindle::Error>`.
@@ -47,6 +48,10 @@ pub enum ErrorKind {
     /// Several errors at once (asyncio's `ExceptionGroup`), from a
     /// [`TaskGroup`](crate::TaskGroup); see [`Error::as_group`].
     Group,
+    /// An operating-system I/O failure (asyncio's `OSError`): connection
+    /// refused or reset, address in use, too many open files...; see
+    /// [`Error::io_error`].
+    Io,
     /// A user error, wrapped from any `std::error::Error`.
     Other,
 }
@@ -73,6 +78,7 @@ enum Repr {
     Runtime(String),
     Timeout,
     Group(ErrorGroup),
+    Io(io::Error),
     Other(Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
@@ -113,9 +119,34 @@ impl Error {
         Self::new(Repr::Group(group))
     }
 
-    /// Wraps a user error.
+    /// Wraps a user error. An `std::io::Error` becomes an error of kind
+    /// [`ErrorKind::Io`] (or, if it carries a spindle error that crossed an
+    /// `io::Error`-returning interface, that error again).
     pub fn other(error: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self::new(Repr::Other(Box::new(error)))
+        let error: Box<dyn std::error::Error + Send + Sync> = Box::new(error);
+        match error.downcast::<io::Error>() {
+            Result::Ok(io) => Error::io(*io),
+            Err(other) => Self::new(Repr::Other(other)),
+        }
+    }
+
+    /// An I/O error. One that carries a spindle error (see
+    /// `From<Error> for io::Error`) gives that error back, so a cancellation
+    /// that crossed a `futures-io` poll method is a cancellation again.
+    ///
+    /// ```
+    /// use spindle::{Error, ErrorKind};
+    /// let refused = Error::io(std::io::ErrorKind::ConnectionRefused.into());
+    /// assert_eq!(refused.kind(), ErrorKind::Io);
+    /// let cancel = Error::cancelled(None);
+    /// let through_io = Error::io(std::io::Error::from(cancel.clone()));
+    /// assert!(through_io.is_cancelled() && through_io.ptr_eq(&cancel));
+    /// ```
+    pub fn io(error: io::Error) -> Self {
+        match error.downcast::<Carried>() {
+            Result::Ok(carried) => carried.0,
+            Err(error) => Self::new(Repr::Io(error)),
+        }
     }
 
     /// Wraps a user error given as a message.
@@ -149,6 +180,7 @@ impl Error {
             Repr::Runtime(_) => ErrorKind::Runtime,
             Repr::Timeout => ErrorKind::Timeout,
             Repr::Group(_) => ErrorKind::Group,
+            Repr::Io(_) => ErrorKind::Io,
             Repr::Other(_) => ErrorKind::Other,
         }
     }
@@ -179,6 +211,19 @@ impl Error {
         }
     }
 
+    /// The operating-system error, if this is an I/O failure.
+    ///
+    /// ```
+    /// let err = spindle::Error::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+    /// assert_eq!(err.io_error().map(|e| e.kind()), Some(std::io::ErrorKind::ConnectionReset));
+    /// ```
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match &*self.repr {
+            Repr::Io(error) => Some(error),
+            _ => None,
+        }
+    }
+
     /// The wrapped user error, if it is of type `E`.
     ///
     /// ```
@@ -188,6 +233,7 @@ impl Error {
     pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
         match &*self.repr {
             Repr::Other(inner) => inner.downcast_ref::<E>(),
+            Repr::Io(error) => (error as &(dyn std::error::Error + 'static)).downcast_ref::<E>(),
             _ => None,
         }
     }
@@ -209,6 +255,7 @@ impl fmt::Display for Error {
             Repr::Runtime(what) => write!(f, "runtime error: {what}"),
             Repr::Timeout => f.write_str("timed out"),
             Repr::Group(group) => fmt::Display::fmt(group, f),
+            Repr::Io(error) => fmt::Display::fmt(error, f),
             Repr::Other(inner) => fmt::Display::fmt(inner, f),
         }
     }
@@ -264,8 +311,48 @@ impl std::error::Error for StdView {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &*self.0.repr {
             Repr::Other(inner) => inner.source(),
+            Repr::Io(error) => error.source(),
             _ => None,
         }
+    }
+}
+
+/// A spindle error travelling inside an `io::Error` (see `From<Error> for
+/// io::Error`); [`Error::io`] unwraps it.
+struct Carried(Error);
+
+impl fmt::Debug for Carried {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for Carried {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for Carried {}
+
+/// An [`Error`] as an `io::Error`, for `io::Result` interfaces such as the
+/// `futures-io` traits. An I/O error is given back as it was; any other
+/// error travels inside one (a cancellation with kind `Other`, never
+/// `Interrupted`, which readers retry) and converts back with `?`.
+impl From<Error> for io::Error {
+    fn from(error: Error) -> io::Error {
+        let repr = match Arc::try_unwrap(error.repr) {
+            Result::Ok(Repr::Io(error)) => return error,
+            Result::Ok(repr) => Arc::new(repr),
+            Err(shared) => shared,
+        };
+        let kind = match &*repr {
+            Repr::Io(error) => error.kind(),
+            Repr::Timeout => io::ErrorKind::TimedOut,
+            Repr::InvalidArgument(_) => io::ErrorKind::InvalidInput,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, Carried(Error { repr }))
     }
 }
 

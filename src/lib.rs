@@ -39,8 +39,9 @@
 mod error;
 pub mod flow;
 mod group;
-mod io;
+pub mod io;
 mod loom;
+pub mod net;
 pub mod queue;
 pub mod runtime;
 mod scheduler;
@@ -51,6 +52,7 @@ pub mod time;
 pub use error::{Error, ErrorGroup, ErrorKind, Ok, Result};
 pub use flow::{as_completed, gather, shield, wait, ReturnWhen};
 pub use group::{task_group, GroupFuture, TaskGroup};
+pub use io::to_thread;
 pub use queue::{LifoQueue, PriorityQueue, Queue, QueueError};
 pub use runtime::{run, Builder, Handle, Runtime, Unhandled, UnhandledKind};
 pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, Semaphore};

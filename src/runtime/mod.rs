@@ -12,6 +12,7 @@ pub(crate) mod context;
 pub use context::EnterGuard;
 
 use crate::error::{Error, Result};
+use crate::io::blocking::BlockingPool;
 use crate::scheduler::{self, ReportHook, Shared};
 use crate::task::{self, raw::Spawn, AnyTask, Task, TaskId};
 use std::collections::HashSet;
@@ -64,6 +65,8 @@ pub struct Builder {
     thread_stack_size: Option<usize>,
     report_hook: ReportHook,
     shutdown_timeout: Duration,
+    max_blocking_threads: usize,
+    blocking_keep_alive: Duration,
 }
 
 impl Default for Builder {
@@ -78,6 +81,8 @@ impl fmt::Debug for Builder {
             .field("workers", &self.workers)
             .field("thread_stack_size", &self.thread_stack_size)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("max_blocking_threads", &self.max_blocking_threads)
+            .field("blocking_keep_alive", &self.blocking_keep_alive)
             .finish_non_exhaustive()
     }
 }
@@ -93,6 +98,8 @@ impl Builder {
             thread_stack_size: None,
             report_hook: Arc::new(default_report),
             shutdown_timeout: Duration::from_secs(5),
+            max_blocking_threads: BlockingPool::default_max_threads(),
+            blocking_keep_alive: Duration::from_secs(10),
         }
     }
 
@@ -144,6 +151,21 @@ impl Builder {
         self
     }
 
+    /// The most threads [`to_thread`](crate::to_thread) runs functions on at
+    /// once (default: asyncio's `min(32, cores + 4)`); further calls queue.
+    /// Zero is rejected by [`build`](Self::build).
+    pub fn max_blocking_threads(mut self, count: usize) -> Builder {
+        self.max_blocking_threads = count;
+        self
+    }
+
+    /// How long an idle blocking thread waits for work before it exits
+    /// (default 10 s).
+    pub fn blocking_keep_alive(mut self, idle: Duration) -> Builder {
+        self.blocking_keep_alive = idle;
+        self
+    }
+
     /// Starts the worker threads.
     ///
     /// Errors: zero workers (invalid argument); a worker thread that cannot
@@ -163,7 +185,13 @@ impl Builder {
             Some(n) => n,
             None => thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        let (shared, locals) = Shared::new(workers, self.report_hook)
+        if self.max_blocking_threads == 0 {
+            return Err(Error::invalid_argument(
+                "max_blocking_threads must be at least 1",
+            ));
+        }
+        let blocking = BlockingPool::new(self.max_blocking_threads, self.blocking_keep_alive);
+        let (shared, locals) = Shared::new(workers, self.report_hook, blocking)
             .map_err(|e| Error::runtime(format!("could not create the I/O driver: {e}")))?;
         let mut runtime = Runtime {
             handle: Handle { shared },
@@ -306,6 +334,11 @@ impl Runtime {
                 let _ = thread.join();
             }
         }
+        // Blocking functions still running finish on their own threads;
+        // shutdown waits for them only up to the deadline.
+        shared
+            .blocking
+            .shut_down((!on_worker).then(|| Instant::now() + self.shutdown_timeout));
         for task in left {
             if !on_worker {
                 // No worker runs any more: a task still not complete (its

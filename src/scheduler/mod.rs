@@ -54,6 +54,7 @@ mod idle;
 mod park;
 
 use crate::error::Error;
+use crate::io::blocking::BlockingPool;
 use crate::io::driver::{Driver, NOT_SLEEPING, SLEEPING_FOREVER};
 use crate::loom::{fence, lock, AtomicBool, AtomicPtr, AtomicUsize, Condvar, Mutex};
 use crate::runtime::{context, Handle, Unhandled};
@@ -108,6 +109,8 @@ pub(crate) struct Shared {
     pub(crate) timers: Timers,
     /// The mio driver idle workers sleep in.
     pub(crate) driver: Driver,
+    /// The threads of `to_thread`.
+    pub(crate) blocking: Arc<BlockingPool>,
     /// Done callbacks waiting to run (see [`Shared::call_soon`]).
     callbacks: Mutex<CallbackQueue>,
 }
@@ -132,6 +135,7 @@ impl Shared {
     pub(crate) fn new(
         workers: usize,
         report_hook: ReportHook,
+        blocking: BlockingPool,
     ) -> std::io::Result<(Arc<Shared>, Vec<LocalQueue<Notified>>)> {
         let driver = Driver::new()?;
         let locals: Vec<_> = (0..workers).map(|_| LocalQueue::new_fifo()).collect();
@@ -155,6 +159,7 @@ impl Shared {
             report_hook,
             timers: Timers::new(workers),
             driver,
+            blocking: Arc::new(blocking),
             callbacks: Mutex::new(CallbackQueue {
                 pending: Default::default(),
                 draining: false,
@@ -354,6 +359,7 @@ impl Shared {
     /// Stops accepting tasks and hands back the ones still registered.
     pub(crate) fn close(&self) -> Vec<RawTask> {
         self.closed.store(true, SeqCst);
+        self.driver.shut_down();
         let left = self.registry.close();
         self.drain_injector();
         left
@@ -395,12 +401,13 @@ pub(crate) struct WorkerCore {
     lifo_streak: Cell<u32>,
     searching: Cell<bool>,
     rng: Cell<u64>,
-    /// Set while firing timers: the tasks they wake are held here, in
-    /// deadline order, and queued together once the whole batch has fired,
-    /// so that no task runs before every timer due with it has fired (two
-    /// nested timeout scopes with one deadline both expire, as in asyncio).
-    firing_timers: Cell<bool>,
-    fired: std::cell::RefCell<Vec<Notified>>,
+    /// Set while firing timers or dispatching I/O events: the tasks they
+    /// wake are held here, in order, and queued together once the whole
+    /// batch is done, so that no task runs before every timer due with it
+    /// has fired (two nested timeout scopes with one deadline both expire,
+    /// as in asyncio), and I/O wakes do not go through the LIFO slot.
+    collecting: Cell<bool>,
+    collected: std::cell::RefCell<Vec<Notified>>,
 }
 
 impl WorkerCore {
@@ -426,8 +433,8 @@ impl WorkerCore {
     }
 
     fn schedule_local(&self, task: Notified, how: Schedule) {
-        if self.firing_timers.get() {
-            self.fired.borrow_mut().push(task);
+        if self.collecting.get() {
+            self.collected.borrow_mut().push(task);
             return;
         }
         match how {
@@ -564,32 +571,57 @@ impl WorkerCore {
         self.shared.notify_parked();
     }
 
-    /// Fires expired timers: of this worker's wheel, or of all wheels.
-    fn fire_timers(&self, all: bool) {
-        let timers = &self.shared.timers;
-        let now = timers.now();
-        self.firing_timers.set(true);
-        if all {
-            timers.process_all(now);
-        } else {
-            timers.process(self.index, now);
-        }
-        self.firing_timers.set(false);
-        let fired = std::mem::take(&mut *self.fired.borrow_mut());
-        if !fired.is_empty() {
-            for task in fired {
+    /// Runs `wake_some` (timers firing, I/O events dispatched) and queues
+    /// the tasks it woke together, at the back of this worker's queue.
+    fn collect_wakes(&self, wake_some: impl FnOnce()) {
+        self.collecting.set(true);
+        wake_some();
+        self.collecting.set(false);
+        let woken = std::mem::take(&mut *self.collected.borrow_mut());
+        if !woken.is_empty() {
+            for task in woken {
                 self.local.push(task);
             }
             self.shared.notify_parked();
         }
     }
 
+    /// Fires expired timers: of this worker's wheel, or of all wheels.
+    fn fire_timers(&self, all: bool) {
+        let timers = &self.shared.timers;
+        let now = timers.now();
+        self.collect_wakes(|| {
+            if all {
+                timers.process_all(now);
+            } else {
+                timers.process(self.index, now);
+            }
+        });
+    }
+
+    /// Between tasks, every [`GLOBAL_QUEUE_INTERVAL`] ticks: collect the I/O
+    /// events that are ready without sleeping, so sockets are served while
+    /// every worker is busy. Skipped when another worker is in the driver or
+    /// nothing is registered.
+    fn poll_io(&self) {
+        let driver = &self.shared.driver;
+        if !driver.has_sources() {
+            return;
+        }
+        if let Some(mut poller) = driver.try_enter() {
+            self.collect_wakes(|| poller.poll(driver, Some(Duration::ZERO)));
+        }
+    }
+
     /// Between tasks: fire this worker's due timers, and every
-    /// [`GLOBAL_QUEUE_INTERVAL`] ticks those of every wheel (a worker stuck
-    /// in a long poll cannot fire its own).
-    fn maintain_timers(&self) {
+    /// [`GLOBAL_QUEUE_INTERVAL`] ticks collect ready I/O and fire those of
+    /// every wheel (a worker stuck in a long poll cannot fire its own).
+    fn maintenance(&self) {
         let timers = &self.shared.timers;
         let all = self.tick.get() % GLOBAL_QUEUE_INTERVAL == 0;
+        if all {
+            self.poll_io();
+        }
         let next = if all {
             timers.next_deadline()
         } else {
@@ -630,9 +662,10 @@ impl WorkerCore {
                             .instant_of(tick)
                             .map(|at| at.saturating_duration_since(Instant::now()))
                     });
-                    shared.remotes[self.index]
-                        .parker
-                        .park_in_driver(&mut poller, timeout.flatten());
+                    let parker = &shared.remotes[self.index].parker;
+                    self.collect_wakes(|| {
+                        parker.park_in_driver(&shared.driver, &mut poller, timeout.flatten())
+                    });
                     shared.driver.announce_sleep(NOT_SLEEPING);
                     drop(poller);
                     self.fire_timers(true);
@@ -649,7 +682,7 @@ impl WorkerCore {
     /// The worker loop.
     fn run(&self) {
         while !self.shared.stopping.load(Relaxed) {
-            self.maintain_timers();
+            self.maintenance();
             if let Some(task) = self.next_task().or_else(|| self.steal()) {
                 self.run_task(task);
             } else {
@@ -679,8 +712,8 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: LocalQueue<No
         rng: Cell::new(
             0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407),
         ),
-        firing_timers: Cell::new(false),
-        fired: Default::default(),
+        collecting: Cell::new(false),
+        collected: Default::default(),
     };
     {
         let _worker = context::enter_worker(&core);

@@ -71,7 +71,12 @@ impl Parker {
     }
 
     /// Sleeps in the driver until an unpark, an event or the timeout.
-    pub(crate) fn park_in_driver(&self, poller: &mut Poller, timeout: Option<Duration>) {
+    pub(crate) fn park_in_driver(
+        &self,
+        driver: &Driver,
+        poller: &mut Poller,
+        timeout: Option<Duration>,
+    ) {
         if self.take_notification() {
             return;
         }
@@ -83,7 +88,7 @@ impl Parker {
             self.state.store(EMPTY, SeqCst);
             return;
         }
-        poller.poll(timeout);
+        poller.poll(driver, timeout);
         // PARKED_DRIVER or NOTIFIED: either way the sleep is over.
         self.state.swap(EMPTY, SeqCst);
     }

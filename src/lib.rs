@@ -3,9 +3,9 @@
 //! A multi-threaded, work-stealing task runtime with Python asyncio's task
 //! model: tasks with names and done callbacks, cancellation that is a
 //! request delivered at the next await point (so cleanup can still await),
-//! settable futures ([`Promise`]), and — in the issues to come — task
-//! groups, gather/wait/as_completed, timeouts, shield, synchronization
-//! primitives and queues, I/O, and a C ABI.
+//! settable futures ([`Promise`]), task groups, gather/wait/as_completed,
+//! timeouts, shield, synchronization primitives and queues, sockets and fd
+//! readiness ([`net`], [`io`]) and [`to_thread`] for blocking calls.
 //!
 //! ```
 //! use std::time::Instant;
@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod ffi;
 pub mod flow;
 mod group;
 pub mod io;

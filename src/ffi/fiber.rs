@@ -1,0 +1,242 @@
+//! C tasks as fibers: stackful coroutines (corosensei) driven by ordinary
+//! spindle tasks.
+//!
+//! A [`Fiber`] is the future of a C task. Each poll resumes the coroutine
+//! with the poll's `Context`; the C code runs on the fiber's own stack
+//! until it calls a blocking spindle function, which goes through
+//! [`block_on`]: it polls the matching Rust future with that `Context`,
+//! and on `Pending` suspends the fiber back to the poll, which returns
+//! `Pending` too. When the future's waker fires, the task is polled again —
+//! possibly on another worker — and resumes the fiber where it stopped.
+//!
+//! # Thread-locals
+//! A fiber may suspend on one worker and resume on another. Code on the
+//! fiber stack must therefore not keep the address of a thread-local across
+//! a suspension: the compiler may compute it once in a function that calls
+//! `suspend`. [`block_on`] polls through [`poll_once`], which is never
+//! inlined, so every thread-local the runtime reads during a poll is looked
+//! up afresh on the thread that runs that poll; the fiber's own state is
+//! reached through [`CURRENT`], read by the never-inlined [`current`].
+//!
+//! # Ending
+//! A fiber dropped while suspended (its task aborted) is unwound by
+//! corosensei: the suspension it is in returns by unwinding. The C ABI's
+//! export boundary turns that into `SPINDLE_ECANCELED` for the C code, and
+//! every later blocking call does the same, until the C function returns.
+
+use super::stack::{PooledStack, RedZone, StackPool};
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+use std::cell::Cell;
+use std::future::Future;
+use std::io;
+use std::pin::{pin, Pin};
+use std::ptr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+thread_local! {
+    /// The fiber being resumed on this thread, if any.
+    static CURRENT: Cell<*const FiberState> = const { Cell::new(ptr::null()) };
+}
+
+/// What a running fiber needs to suspend itself: the `Context` of the poll
+/// that resumed it, and its yielder. Lives on the heap, owned by [`Fiber`].
+struct FiberState {
+    /// The `Context` of the poll in progress (valid only during it).
+    cx: Cell<*mut Context<'static>>,
+    /// The coroutine's yielder, set when the fiber starts.
+    yielder: Cell<*const Yielder<(), ()>>,
+}
+
+/// A body run on a fiber: the C task function with its argument, wrapped.
+pub(crate) type Body = Box<dyn FnOnce() -> usize + Send>;
+
+/// The future of a C task: drives its fiber.
+pub(crate) struct Fiber {
+    coroutine: Coroutine<(), (), usize, PooledStack>,
+    /// The canary of the coroutine's stack (declared after it: dropped
+    /// first is the coroutine, but the probe is never read after that).
+    red_zone: RedZone,
+    state: Box<FiberState>,
+    /// A stack overflow was found: the fiber must not run again.
+    overflowed: bool,
+}
+
+// SAFETY: a fiber's stack holds the C task's frames, `block_on`'s frames
+// and the futures it polls. Those futures are `Send` (bound on `block_on`)
+// and the C frames follow the documented fiber rules (no thread-local or
+// thread-bound lock kept across a blocking call). `state` is only touched
+// by the thread currently polling the fiber.
+unsafe impl Send for Fiber {}
+
+impl Fiber {
+    /// A fiber that will run `body` on a stack from `pool`.
+    pub(crate) fn new(pool: &Arc<StackPool>, body: Body) -> io::Result<Fiber> {
+        let stack = pool.take()?;
+        let red_zone = stack.red_zone();
+        let state = Box::new(FiberState {
+            cx: Cell::new(ptr::null_mut()),
+            yielder: Cell::new(ptr::null()),
+        });
+        let state_ptr: *const FiberState = &*state;
+        let coroutine = Coroutine::with_stack(stack, move |yielder: &Yielder<(), ()>, ()| {
+            // SAFETY: the state is boxed and outlives the coroutine (both
+            // are owned by the `Fiber`, which drops the coroutine first).
+            unsafe { (*state_ptr).yielder.set(yielder) };
+            body()
+        });
+        Ok(Fiber {
+            coroutine,
+            red_zone,
+            state,
+            overflowed: false,
+        })
+    }
+}
+
+impl Future for Fiber {
+    type Output = crate::Result<usize>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<crate::Result<usize>> {
+        let this = &mut *self;
+        if this.overflowed {
+            return Poll::Ready(Err(crate::Error::runtime("the fiber overflowed its stack")));
+        }
+        // The context is only used during this resume; erase its lifetime
+        // to hand it to the fiber.
+        this.state
+            .cx
+            .set((cx as *mut Context<'_>).cast::<Context<'static>>());
+        let previous = CURRENT.with(|c| c.replace(&*this.state));
+        let result = this.coroutine.resume(());
+        CURRENT.with(|c| c.set(previous));
+        this.state.cx.set(ptr::null_mut());
+        if this.red_zone.overflowed() {
+            this.overflowed = true;
+            stack_overflow();
+        }
+        match result {
+            CoroutineResult::Yield(()) => Poll::Pending,
+            CoroutineResult::Return(value) => Poll::Ready(Ok(value)),
+        }
+    }
+}
+
+/// A fiber ran past its stack into its neighbour's: memory is corrupt, so
+/// say so and stop the process.
+#[cold]
+fn stack_overflow() -> ! {
+    eprintln!(
+        "spindle: a C task overflowed its fiber stack (raise the stack size in \
+         spindle_options); aborting"
+    );
+    std::process::abort();
+}
+
+/// The fiber running on this thread, if any.
+#[inline(never)]
+fn current() -> Option<&'static FiberState> {
+    let state = CURRENT.with(Cell::get);
+    // SAFETY: a non-null CURRENT points to the state of the fiber being
+    // resumed on this thread, alive for the whole resume; the caller runs
+    // on that fiber.
+    (!state.is_null()).then(|| unsafe { &*state })
+}
+
+/// Whether the caller runs on a fiber.
+pub(crate) fn in_fiber() -> bool {
+    current().is_some()
+}
+
+/// Runs `future` to completion from a fiber: polls it, and suspends the
+/// fiber while it is pending. `None` when not called from a fiber.
+pub(crate) fn block_on<F: Future + Send>(future: F) -> Option<F::Output> {
+    let mut future = pin!(future);
+    loop {
+        // Looked up afresh after every suspension: the fiber may now run
+        // on another thread, with another `Context`.
+        let state = current()?;
+        // SAFETY: `cx` was set by the poll that is resuming this fiber and
+        // stays valid until the fiber suspends.
+        let cx = unsafe { &mut *state.cx.get() };
+        if let Poll::Ready(output) = poll_once(future.as_mut(), cx) {
+            return Some(output);
+        }
+        // SAFETY: the yielder lives on this fiber's stack, set at its start.
+        let yielder = unsafe { &*state.yielder.get() };
+        yielder.suspend(());
+    }
+}
+
+/// One poll, never inlined into a loop that suspends (see the module docs).
+#[inline(never)]
+fn poll_once<F: Future>(future: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    future.poll(cx)
+}
+
+#[cfg(all(test, not(spindle_loom)))]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_fiber_blocks_on_futures_and_migrates_freely() {
+        let pool = StackPool::new(64 * 1024);
+        let started = Instant::now();
+        let total = crate::run(async move {
+            let fibers: Vec<_> = (0..8)
+                .map(|i| {
+                    let fiber = Fiber::new(
+                        &pool,
+                        Box::new(move || {
+                            assert!(in_fiber());
+                            for _ in 0..3 {
+                                block_on(crate::time::sleep(Duration::from_millis(30)))
+                                    .expect("in a fiber")
+                                    .expect("not cancelled");
+                            }
+                            i
+                        }),
+                    )
+                    .unwrap();
+                    crate::spawn(fiber)
+                })
+                .collect();
+            let mut total = 0;
+            for fiber in fibers {
+                total += fiber.await?;
+            }
+            crate::Ok(total)
+        })
+        .unwrap();
+        assert_eq!(total, (0..8).sum::<usize>());
+        // Eight fibers sleeping 3 x 30 ms each ran concurrently.
+        assert!(started.elapsed() < Duration::from_millis(90 * 8 / 2));
+        assert!(!in_fiber());
+        assert!(block_on(async {}).is_none(), "not in a fiber");
+    }
+
+    #[test]
+    fn a_cancelled_fiber_sees_the_cancellation_at_its_next_blocking_call() {
+        let pool = StackPool::new(64 * 1024);
+        let outcome = crate::run(async move {
+            let fiber = Fiber::new(
+                &pool,
+                Box::new(|| {
+                    let first = block_on(crate::time::sleep(Duration::from_secs(10))).unwrap();
+                    // Cleanup can still block.
+                    let second = block_on(crate::time::sleep(Duration::from_millis(1))).unwrap();
+                    usize::from(first.is_err_and(|e| e.is_cancelled())) * 10
+                        + usize::from(second.is_ok())
+                }),
+            )
+            .unwrap();
+            let task = crate::spawn(fiber);
+            crate::time::sleep(Duration::from_millis(20)).await?;
+            task.cancel();
+            task.await
+        })
+        .unwrap();
+        assert_eq!(outcome, 11);
+    }
+}

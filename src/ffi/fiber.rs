@@ -25,8 +25,9 @@
 //! every later blocking call does the same, until the C function returns.
 
 use super::stack::{PooledStack, RedZone, StackPool};
+use crate::error::Error;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
 use std::pin::{pin, Pin};
@@ -39,21 +40,29 @@ thread_local! {
     static CURRENT: Cell<*const FiberState> = const { Cell::new(ptr::null()) };
 }
 
-/// What a running fiber needs to suspend itself: the `Context` of the poll
-/// that resumed it, and its yielder. Lives on the heap, owned by [`Fiber`].
+/// What a running fiber needs: the `Context` of the poll that resumed it,
+/// its yielder, the stack pool its children take stacks from. Lives on the
+/// heap, owned by [`Fiber`].
 struct FiberState {
     /// The `Context` of the poll in progress (valid only during it).
     cx: Cell<*mut Context<'static>>,
     /// The coroutine's yielder, set when the fiber starts.
     yielder: Cell<*const Yielder<(), ()>>,
+    pool: Arc<StackPool>,
+    /// The fiber is being destroyed while suspended: every blocking call
+    /// fails with a cancellation until the C function returns.
+    doomed: Cell<bool>,
+    /// The last cancellation a blocking call returned, to end the task with
+    /// (its message kept) when the C function returns `SPINDLE_ECANCELED`.
+    last_cancel: RefCell<Option<Error>>,
 }
 
 /// A body run on a fiber: the C task function with its argument, wrapped.
-pub(crate) type Body = Box<dyn FnOnce() -> usize + Send>;
+pub(crate) type Body = Box<dyn FnOnce() -> crate::Result<usize> + Send>;
 
 /// The future of a C task: drives its fiber.
 pub(crate) struct Fiber {
-    coroutine: Coroutine<(), (), usize, PooledStack>,
+    coroutine: Coroutine<(), (), crate::Result<usize>, PooledStack>,
     /// The canary of the coroutine's stack (declared after it: dropped
     /// first is the coroutine, but the probe is never read after that).
     red_zone: RedZone,
@@ -77,6 +86,9 @@ impl Fiber {
         let state = Box::new(FiberState {
             cx: Cell::new(ptr::null_mut()),
             yielder: Cell::new(ptr::null()),
+            pool: pool.clone(),
+            doomed: Cell::new(false),
+            last_cancel: RefCell::new(None),
         });
         let state_ptr: *const FiberState = &*state;
         let coroutine = Coroutine::with_stack(stack, move |yielder: &Yielder<(), ()>, ()| {
@@ -117,7 +129,22 @@ impl Future for Fiber {
         }
         match result {
             CoroutineResult::Yield(()) => Poll::Pending,
-            CoroutineResult::Return(value) => Poll::Ready(Ok(value)),
+            CoroutineResult::Return(result) => Poll::Ready(result),
+        }
+    }
+}
+
+impl Drop for Fiber {
+    fn drop(&mut self) {
+        if self.coroutine.started() && !self.coroutine.done() {
+            // Destroyed while suspended: corosensei unwinds the fiber from
+            // its suspension. Mark it doomed so the export boundary turns
+            // the unwinding into a cancellation and later blocking calls
+            // fail at once.
+            self.state.doomed.set(true);
+            let previous = CURRENT.with(|c| c.replace(&*self.state));
+            self.coroutine.force_unwind();
+            CURRENT.with(|c| c.set(previous));
         }
     }
 }
@@ -148,6 +175,39 @@ pub(crate) fn in_fiber() -> bool {
     current().is_some()
 }
 
+/// Whether the caller runs on a fiber that is being destroyed.
+pub(crate) fn is_doomed() -> bool {
+    current().is_some_and(|state| state.doomed.get())
+}
+
+/// The stack pool of the fiber running on this thread.
+pub(crate) fn current_pool() -> Option<Arc<StackPool>> {
+    current().map(|state| state.pool.clone())
+}
+
+/// The task running the current fiber.
+pub(crate) fn current_task() -> Option<crate::Task<usize>> {
+    current()?;
+    let task = crate::current_task().ok().flatten()?;
+    // SAFETY: a fiber is only ever the whole future of its task (see
+    // `spawn_c_task`), and a fiber's output is `Result<usize>`.
+    Some(unsafe { crate::Task::from_any(task) })
+}
+
+/// Records the cancellation a blocking call is returning to C.
+pub(crate) fn note_cancel(error: &Error) {
+    if let Some(state) = current() {
+        *state.last_cancel.borrow_mut() = Some(error.clone());
+    }
+}
+
+/// The cancellation to end the task with when it returns "cancelled".
+pub(crate) fn take_cancel() -> Error {
+    current()
+        .and_then(|state| state.last_cancel.borrow_mut().take())
+        .unwrap_or_else(|| Error::cancelled(None))
+}
+
 /// Runs `future` to completion from a fiber: polls it, and suspends the
 /// fiber while it is pending. `None` when not called from a fiber.
 pub(crate) fn block_on<F: Future + Send>(future: F) -> Option<F::Output> {
@@ -156,6 +216,11 @@ pub(crate) fn block_on<F: Future + Send>(future: F) -> Option<F::Output> {
         // Looked up afresh after every suspension: the fiber may now run
         // on another thread, with another `Context`.
         let state = current()?;
+        if state.doomed.get() {
+            // Unwinding to the export boundary, which reports a
+            // cancellation; the future is dropped on the way.
+            std::panic::resume_unwind(Box::new(Doomed));
+        }
         // SAFETY: `cx` was set by the poll that is resuming this fiber and
         // stays valid until the fiber suspends.
         let cx = unsafe { &mut *state.cx.get() };
@@ -167,6 +232,9 @@ pub(crate) fn block_on<F: Future + Send>(future: F) -> Option<F::Output> {
         yielder.suspend(());
     }
 }
+
+/// The unwinding payload of a blocking call in a doomed fiber.
+struct Doomed;
 
 /// One poll, never inlined into a loop that suspends (see the module docs).
 #[inline(never)]
@@ -195,7 +263,7 @@ mod tests {
                                     .expect("in a fiber")
                                     .expect("not cancelled");
                             }
-                            i
+                            Ok(i)
                         }),
                     )
                     .unwrap();
@@ -226,8 +294,8 @@ mod tests {
                     let first = block_on(crate::time::sleep(Duration::from_secs(10))).unwrap();
                     // Cleanup can still block.
                     let second = block_on(crate::time::sleep(Duration::from_millis(1))).unwrap();
-                    usize::from(first.is_err_and(|e| e.is_cancelled())) * 10
-                        + usize::from(second.is_ok())
+                    Ok(usize::from(first.is_err_and(|e| e.is_cancelled())) * 10
+                        + usize::from(second.is_ok()))
                 }),
             )
             .unwrap();

@@ -167,7 +167,8 @@ impl StackPool {
         if base == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let base = NonNull::new(base.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
+        let base =
+            NonNull::new(base.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
         let region = Region { base, len };
         let mut slots = Vec::with_capacity(STACKS_PER_REGION);
         for index in 0..STACKS_PER_REGION {
@@ -298,7 +299,11 @@ mod tests {
         let a_base = a.base();
         drop(a);
         let c = pool.take().unwrap();
-        assert_eq!(c.base(), a_base, "the last stack given back is reused first");
+        assert_eq!(
+            c.base(),
+            a_base,
+            "the last stack given back is reused first"
+        );
         assert_eq!(pool.state.lock().unwrap().regions.len(), 1);
     }
 
@@ -320,6 +325,9 @@ mod tests {
         let regions = pool.state.lock().unwrap().regions.len();
         assert_eq!(regions, 1000usize.div_ceil(STACKS_PER_REGION));
         drop(stacks);
-        assert_eq!(pool.state.lock().unwrap().free.len(), regions * STACKS_PER_REGION);
+        assert_eq!(
+            pool.state.lock().unwrap().free.len(),
+            regions * STACKS_PER_REGION
+        );
     }
 }

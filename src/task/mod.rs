@@ -304,6 +304,17 @@ impl<T> Task<T> {
         }
     }
 
+    /// A typed handle from an untyped one.
+    ///
+    /// # Safety
+    /// The task's output type is `T`.
+    pub(crate) unsafe fn from_any(any: AnyTask) -> Task<T> {
+        Task {
+            any,
+            _output: PhantomData,
+        }
+    }
+
     /// The untyped handle.
     pub fn as_any(&self) -> &AnyTask {
         &self.any

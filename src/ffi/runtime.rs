@@ -1,0 +1,280 @@
+//! The runtime from C: options, create, run a main task, free.
+
+use super::stack::StackPool;
+use super::task::{spawn_c_task, spindle_task, spindle_task_fn, TaskResult};
+use super::{boundary, optional_str, write_out, SPINDLE_EINVAL, SPINDLE_ERUNTIME, SPINDLE_ESTATE};
+use crate::runtime::{context, Runtime};
+use std::ffi::{c_char, c_int, c_void};
+use std::mem::{offset_of, size_of};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The default usable size of a C task's stack.
+pub const SPINDLE_DEFAULT_STACK_SIZE: usize = 256 * 1024;
+
+/// Settings for `spindle_runtime_new`. Fill it with `spindle_options_init`
+/// first, then change fields: new fields are added at the end, and
+/// `struct_size` tells the library which ones the caller knows.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct spindle_options {
+    /// `sizeof(spindle_options)` as the caller compiled it (set by
+    /// `spindle_options_init`).
+    pub struct_size: usize,
+    /// Worker threads; 0 means one per available core.
+    pub workers: u32,
+    /// Most threads for `spindle_to_thread`; 0 means asyncio's default,
+    /// `min(32, cores + 4)`.
+    pub max_blocking_threads: u32,
+    /// Usable bytes of each C task's stack; 0 means
+    /// `SPINDLE_DEFAULT_STACK_SIZE`. Rounded up to whole pages, at least 16 KiB.
+    pub stack_size: usize,
+    /// Seconds that shutdown waits for cancelled tasks to finish their
+    /// cleanup before it aborts them; negative means the default, 5 s.
+    pub shutdown_timeout: f64,
+}
+
+impl Default for spindle_options {
+    fn default() -> Self {
+        spindle_options {
+            struct_size: size_of::<spindle_options>(),
+            workers: 0,
+            max_blocking_threads: 0,
+            stack_size: 0,
+            shutdown_timeout: -1.0,
+        }
+    }
+}
+
+/// A runtime: worker threads, the I/O driver, timers, fiber stacks.
+pub struct spindle_runtime {
+    runtime: Option<Runtime>,
+    stacks: Arc<StackPool>,
+}
+
+/// Fills `options` with the defaults and sets its `struct_size`.
+///
+/// # Safety
+/// `options` is NULL (`SPINDLE_EINVAL`) or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn spindle_options_init(options: *mut spindle_options) -> c_int {
+    boundary(|| {
+        if options.is_null() {
+            return SPINDLE_EINVAL;
+        }
+        // SAFETY: non-null and valid for writes per the contract.
+        unsafe { options.write(spindle_options::default()) };
+        0
+    })
+}
+
+/// Reads caller options of any (known) size over the defaults.
+///
+/// # Safety
+/// `options` is NULL or points to `struct_size` readable bytes.
+unsafe fn read_options(options: *const spindle_options) -> Result<spindle_options, c_int> {
+    let mut merged = spindle_options::default();
+    if options.is_null() {
+        return Ok(merged);
+    }
+    // SAFETY: the first field is always present.
+    let size = unsafe { options.cast::<usize>().read_unaligned() };
+    let first_version = offset_of!(spindle_options, shutdown_timeout) + size_of::<f64>();
+    if size < first_version {
+        return Err(SPINDLE_EINVAL);
+    }
+    let known = size.min(size_of::<spindle_options>());
+    // SAFETY: the caller's struct has `size` readable bytes; we copy the
+    // part both sides know.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            options.cast::<u8>(),
+            (&mut merged as *mut spindle_options).cast::<u8>(),
+            known,
+        );
+    }
+    Ok(merged)
+}
+
+/// Creates a runtime and starts its workers. `options` may be NULL for
+/// the defaults.
+///
+/// Returns `SPINDLE_EINVAL` for bad options, `SPINDLE_ERUNTIME` if the
+/// threads or the I/O driver could not be started.
+///
+/// # Safety
+/// `options` is NULL or a `spindle_options` filled by
+/// `spindle_options_init`; `out` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn spindle_runtime_new(
+    options: *const spindle_options,
+    out: *mut *mut spindle_runtime,
+) -> c_int {
+    boundary(|| {
+        if out.is_null() {
+            return SPINDLE_EINVAL;
+        }
+        // SAFETY: per the contract.
+        let options = match unsafe { read_options(options) } {
+            Ok(options) => options,
+            Err(code) => return code,
+        };
+        let mut builder = Runtime::builder();
+        if options.workers > 0 {
+            builder = builder.worker_threads(options.workers as usize);
+        }
+        if options.max_blocking_threads > 0 {
+            builder = builder.max_blocking_threads(options.max_blocking_threads as usize);
+        }
+        if options.shutdown_timeout >= 0.0 {
+            match Duration::try_from_secs_f64(options.shutdown_timeout) {
+                Ok(timeout) => builder = builder.shutdown_timeout(timeout),
+                Err(_) => return SPINDLE_EINVAL,
+            }
+        } else if options.shutdown_timeout.is_nan() {
+            return SPINDLE_EINVAL;
+        }
+        let runtime = match builder.build() {
+            Ok(runtime) => runtime,
+            Err(e) => return super::code_of(&e),
+        };
+        let stack_size = match options.stack_size {
+            0 => SPINDLE_DEFAULT_STACK_SIZE,
+            size => size,
+        };
+        let handle = Box::new(spindle_runtime {
+            runtime: Some(runtime),
+            stacks: StackPool::new(stack_size),
+        });
+        // SAFETY: checked non-null; valid for writes per the contract.
+        unsafe { out.write(Box::into_raw(handle)) };
+        0
+    })
+}
+
+/// Runs `main(arg, &result)` as a C task and blocks the calling thread
+/// until it ends. Returns what `spindle_task_join` would: 0 (and
+/// `*result`), `SPINDLE_ECANCELED`, or the task's own failure code. The
+/// runtime keeps running other tasks afterwards.
+///
+/// `SPINDLE_ESTATE` when called from inside a task (await a task there).
+///
+/// # Safety
+/// `runtime` is a live runtime; `main` a valid task function; `result` is
+/// NULL or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn spindle_runtime_run(
+    runtime: *mut spindle_runtime,
+    main: spindle_task_fn,
+    arg: *mut c_void,
+    result: *mut *mut c_void,
+) -> c_int {
+    boundary(|| {
+        // SAFETY: NULL or live per the contract.
+        let Some(rt) = (unsafe { runtime.as_ref() }) else {
+            return SPINDLE_EINVAL;
+        };
+        if context::with_worker(|w| w.is_some()) {
+            return SPINDLE_ESTATE;
+        }
+        let Some(runtime) = rt.runtime.as_ref() else {
+            return SPINDLE_ERUNTIME;
+        };
+        let task = {
+            let _entered = runtime.handle().enter();
+            match spawn_c_task(&rt.stacks, main, arg, Some("main".into())) {
+                Ok(task) => task,
+                Err(code) => return code,
+            }
+        };
+        let outcome = runtime.block_on(task);
+        // SAFETY: NULL or valid for writes per the contract.
+        unsafe { TaskResult(outcome).write_to(result) }
+    })
+}
+
+/// Spawns a C task on `runtime` from any thread (inside a task,
+/// `spindle_spawn` is enough). `name` may be NULL; `out` may be NULL to
+/// detach the task.
+///
+/// # Safety
+/// `runtime` is a live runtime; `name` is NULL or a C string; `out` is NULL
+/// or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn spindle_runtime_spawn(
+    runtime: *mut spindle_runtime,
+    func: spindle_task_fn,
+    arg: *mut c_void,
+    name: *const c_char,
+    out: *mut *mut spindle_task,
+) -> c_int {
+    boundary(|| {
+        // SAFETY: NULL or live per the contract.
+        let Some(rt) = (unsafe { runtime.as_ref() }) else {
+            return SPINDLE_EINVAL;
+        };
+        let Some(runtime) = rt.runtime.as_ref() else {
+            return SPINDLE_ERUNTIME;
+        };
+        let _entered = runtime.handle().enter();
+        // SAFETY: per the contract.
+        let name = unsafe { optional_str(name) };
+        match spawn_c_task(&rt.stacks, func, arg, name) {
+            Ok(task) => {
+                // SAFETY: per the contract.
+                unsafe { write_out(out, spindle_task::new_raw(task)) };
+                0
+            }
+            Err(code) => code,
+        }
+    })
+}
+
+/// Shuts the runtime down: cancels the tasks still running, waits up to the
+/// shutdown timeout for their cleanup, stops the workers, frees it.
+/// `SPINDLE_ESTATE` (and nothing freed) when called from inside a task of
+/// any runtime.
+///
+/// # Safety
+/// `runtime` is NULL or a runtime not freed yet; it must not be used after.
+#[no_mangle]
+pub unsafe extern "C" fn spindle_runtime_free(runtime: *mut spindle_runtime) -> c_int {
+    boundary(|| {
+        if runtime.is_null() {
+            return SPINDLE_EINVAL;
+        }
+        if context::with_worker(|w| w.is_some()) {
+            return SPINDLE_ESTATE;
+        }
+        // SAFETY: a live runtime made by `spindle_runtime_new`, freed once.
+        drop(unsafe { Box::from_raw(runtime) });
+        0
+    })
+}
+
+/// Creates a runtime with `options` (NULL for defaults), runs `main` as in
+/// `spindle_runtime_run`, and frees the runtime (asyncio's `asyncio.run`).
+///
+/// # Safety
+/// As for `spindle_runtime_new` and `spindle_runtime_run`.
+#[no_mangle]
+pub unsafe extern "C" fn spindle_run(
+    options: *const spindle_options,
+    main: spindle_task_fn,
+    arg: *mut c_void,
+    result: *mut *mut c_void,
+) -> c_int {
+    boundary(|| {
+        let mut runtime = std::ptr::null_mut();
+        // SAFETY: per the contract; `runtime` is a valid out-pointer.
+        let created = unsafe { spindle_runtime_new(options, &mut runtime) };
+        if created != 0 {
+            return created;
+        }
+        // SAFETY: just created; freed right after.
+        let code = unsafe { spindle_runtime_run(runtime, main, arg, result) };
+        // SAFETY: created above, not used after.
+        unsafe { spindle_runtime_free(runtime) };
+        code
+    })
+}

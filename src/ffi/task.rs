@@ -1,0 +1,404 @@
+//! C tasks: spawn, join, cancel, inspect; sleep and yield.
+
+use super::fiber::{self, Fiber};
+use super::stack::StackPool;
+use super::{
+    block_on, boundary, code_of, limit_from_secs, optional_str, write_out, SPINDLE_ECANCELED,
+    SPINDLE_EINVAL, SPINDLE_ENOMEM, SPINDLE_ENOTASK, SPINDLE_ESTATE,
+};
+use crate::error::{Error, Result};
+use crate::task::{self, Task};
+use std::ffi::{c_char, c_int, c_void};
+use std::fmt;
+use std::future::IntoFuture;
+use std::sync::Arc;
+
+/// A C task's function: runs with `arg`; on success stores its result in
+/// `*result` (NULL unless set) and returns 0. Any other value fails the
+/// task: `SPINDLE_ECANCELED` ends it cancelled (return it after cleaning
+/// up when a blocking call reported a cancellation), a positive value is
+/// the task's own failure code, handed to whoever joins it.
+pub type spindle_task_fn =
+    Option<unsafe extern "C" fn(arg: *mut c_void, result: *mut *mut c_void) -> c_int>;
+
+/// A handle to a task. Freeing it detaches the task, which keeps running.
+pub struct spindle_task {
+    task: Task<usize>,
+}
+
+impl spindle_task {
+    pub(crate) fn new_raw(task: Task<usize>) -> *mut spindle_task {
+        Box::into_raw(Box::new(spindle_task { task }))
+    }
+
+    /// The task behind a handle argument.
+    ///
+    /// # Safety
+    /// `handle` is NULL or a live handle.
+    pub(crate) unsafe fn get<'a>(handle: *const spindle_task) -> Option<&'a Task<usize>> {
+        // SAFETY: per the caller.
+        unsafe { handle.as_ref() }.map(|h| &h.task)
+    }
+}
+
+/// A C task failed with its own (positive) code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TaskFailure {
+    pub(crate) code: c_int,
+}
+
+impl fmt::Display for TaskFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the C task failed with code {}", self.code)
+    }
+}
+
+impl std::error::Error for TaskFailure {}
+
+/// A C pointer that moves with its task (C owns what it points to).
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub(crate) *mut c_void);
+
+// SAFETY: the pointer is handed back to C untouched; C decides what may be
+// shared between its tasks.
+unsafe impl Send for SendPtr {}
+
+/// The outcome of a task as C sees it.
+pub(crate) struct TaskResult(pub(crate) Result<usize>);
+
+impl TaskResult {
+    /// Writes the result pointer on success; returns the status. A
+    /// cancellation is remembered, so a task that returns
+    /// `SPINDLE_ECANCELED` ends with it.
+    ///
+    /// # Safety
+    /// `out` is NULL or valid for writes.
+    pub(crate) unsafe fn write_to(self, out: *mut *mut c_void) -> c_int {
+        match self.0 {
+            Ok(value) => {
+                // SAFETY: per the caller.
+                unsafe { write_out(out, value as *mut c_void) };
+                0
+            }
+            Err(e) => {
+                if e.is_cancelled() {
+                    fiber::note_cancel(&e);
+                }
+                code_of(&e)
+            }
+        }
+    }
+}
+
+/// Turns a blocking call's result into a status (0, or the error's code,
+/// remembering a cancellation).
+pub(crate) fn blocking_status(result: Result<()>) -> c_int {
+    // SAFETY: NULL out-pointer.
+    unsafe { TaskResult(result.map(|()| 0)).write_to(std::ptr::null_mut()) }
+}
+
+/// Spawns `func(arg)` as a C task on the current runtime.
+pub(crate) fn spawn_c_task(
+    stacks: &Arc<StackPool>,
+    func: spindle_task_fn,
+    arg: *mut c_void,
+    name: Option<String>,
+) -> std::result::Result<Task<usize>, c_int> {
+    let Some(func) = func else {
+        return Err(SPINDLE_EINVAL);
+    };
+    let arg = SendPtr(arg);
+    let body: fiber::Body = Box::new(move || {
+        let arg = arg;
+        let mut result: *mut c_void = std::ptr::null_mut();
+        // SAFETY: the C program gave this function and argument to run
+        // as a task; `result` is a valid out-pointer.
+        let code = unsafe { func(arg.0, &mut result) };
+        match code {
+            0 => Ok(result as usize),
+            SPINDLE_ECANCELED => Err(fiber::take_cancel()),
+            code if code > 0 => Err(Error::other(TaskFailure { code })),
+            code => Err(Error::other(TaskFailure { code })),
+        }
+    });
+    let fiber = Fiber::new(stacks, body).map_err(|_| SPINDLE_ENOMEM)?;
+    let mut builder = task::Builder::new();
+    if let Some(name) = name {
+        builder = builder.name(name);
+    }
+    builder.try_spawn(fiber).map_err(|e| code_of(&e))
+}
+
+/// Spawns `func(arg)` as a C task (asyncio's `create_task`), named `name`
+/// (NULL for the default `Task-<id>`). Call from a C task; `out` receives
+/// a handle to free with `spindle_task_free`, or is NULL to detach.
+///
+/// # Safety
+/// `func` is a valid task function; `name` NULL or a C string; `out` NULL
+/// or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn spindle_spawn(
+    func: spindle_task_fn,
+    arg: *mut c_void,
+    name: *const c_char,
+    out: *mut *mut spindle_task,
+) -> c_int {
+    boundary(|| {
+        let Some(stacks) = fiber::current_pool() else {
+            return SPINDLE_ENOTASK;
+        };
+        // SAFETY: per the contract.
+        let name = unsafe { optional_str(name) };
+        match spawn_c_task(&stacks, func, arg, name) {
+            Ok(task) => {
+                // SAFETY: per the contract.
+                unsafe { write_out(out, spindle_task::new_raw(task)) };
+                0
+            }
+            Err(code) => code,
+        }
+    })
+}
+
+/// Waits until `task` ends (asyncio's `await task`). Returns 0 and stores
+/// its result; `SPINDLE_ECANCELED` if it was cancelled — or if the caller
+/// was, in which case `task` is cancelled too, as in asyncio; or the task's
+/// own failure code (positive).
+///
+/// # Safety
+/// `task` is NULL or a live handle; `result` NULL or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn spindle_task_join(
+    task: *const spindle_task,
+    result: *mut *mut c_void,
+) -> c_int {
+    boundary(|| {
+        // SAFETY: per the contract.
+        let Some(task) = (unsafe { spindle_task::get(task) }) else {
+            return SPINDLE_EINVAL;
+        };
+        match block_on(task.clone().into_future()) {
+            // SAFETY: per the contract.
+            Ok(outcome) => unsafe { TaskResult(outcome).write_to(result) },
+            Err(code) => code,
+        }
+    })
+}
+
+/// Asks `task` to cancel (asyncio's `task.cancel(msg)`); `message` may be
+/// NULL. `*requested` (if not NULL) is 1 if the request was recorded, 0 if
+/// the task was already done.
+///
+/// # Safety
+/// `task` is NULL or a live handle; `message` NULL or a C string;
+/// `requested` NULL or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn spindle_task_cancel(
+    task: *const spindle_task,
+    message: *const c_char,
+    requested: *mut c_int,
+) -> c_int {
+    boundary(|| {
+        // SAFETY: per the contract.
+        let Some(task) = (unsafe { spindle_task::get(task) }) else {
+            return SPINDLE_EINVAL;
+        };
+        // SAFETY: per the contract.
+        let recorded = match unsafe { optional_str(message) } {
+            Some(message) => task.cancel_with(message),
+            None => task.cancel(),
+        };
+        // SAFETY: per the contract.
+        unsafe { write_out(requested, c_int::from(recorded)) };
+        0
+    })
+}
+
+/// Stores 1 in `*done` if `task` has ended (any way), else 0.
+///
+/// # Safety
+/// `task` is NULL or a live handle; `done` valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn spindle_task_done(task: *const spindle_task, done: *mut c_int) -> c_int {
+    boundary(|| {
+        // SAFETY: per the contract.
+        match unsafe { spindle_task::get(task) } {
+            Some(task) if !done.is_null() => {
+                // SAFETY: checked non-null.
+                unsafe { done.write(c_int::from(task.done())) };
+                0
+            }
+            _ => SPINDLE_EINVAL,
+        }
+    })
+}
+
+/// Stores 1 in `*cancelled` if `task` ended cancelled, else 0.
+///
+/// # Safety
+/// `task` is NULL or a live handle; `cancelled` valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn spindle_task_cancelled(
+    task: *const spindle_task,
+    cancelled: *mut c_int,
+) -> c_int {
+    boundary(|| {
+        // SAFETY: per the contract.
+        match unsafe { spindle_task::get(task) } {
+            Some(task) if !cancelled.is_null() => {
+                // SAFETY: checked non-null.
+                unsafe { cancelled.write(c_int::from(task.cancelled())) };
+                0
+            }
+            _ => SPINDLE_EINVAL,
+        }
+    })
+}
+
+/// The outcome of a task that has ended, without waiting (asyncio's
+/// `task.result()`): as `spindle_task_join`, or `SPINDLE_ESTATE` if it is
+/// still running. Callable from any thread.
+///
+/// # Safety
+/// `task` is NULL or a live handle; `result` NULL or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn spindle_task_result(
+    task: *const spindle_task,
+    result: *mut *mut c_void,
+) -> c_int {
+    boundary(|| {
+        // SAFETY: per the contract.
+        let Some(task) = (unsafe { spindle_task::get(task) }) else {
+            return SPINDLE_EINVAL;
+        };
+        if !task.done() {
+            return SPINDLE_ESTATE;
+        }
+        // SAFETY: per the contract.
+        unsafe { TaskResult(task.result()).write_to(result) }
+    })
+}
+
+/// A new handle to the task running this code (`SPINDLE_ENOTASK` outside
+/// a task). Free it with `spindle_task_free`.
+///
+/// # Safety
+/// `out` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn spindle_task_current(out: *mut *mut spindle_task) -> c_int {
+    boundary(|| {
+        if out.is_null() {
+            return SPINDLE_EINVAL;
+        }
+        if !fiber::in_fiber() {
+            return SPINDLE_ENOTASK;
+        }
+        match fiber::current_task() {
+            Some(task) => {
+                // SAFETY: checked non-null.
+                unsafe { out.write(spindle_task::new_raw(task)) };
+                0
+            }
+            None => SPINDLE_ENOTASK,
+        }
+    })
+}
+
+/// The task's id (unique in the process, increasing).
+///
+/// # Safety
+/// `task` is NULL or a live handle; `id` valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn spindle_task_id(task: *const spindle_task, id: *mut u64) -> c_int {
+    boundary(|| {
+        // SAFETY: per the contract.
+        match unsafe { spindle_task::get(task) } {
+            Some(task) if !id.is_null() => {
+                // SAFETY: checked non-null.
+                unsafe { id.write(task.id().as_u64()) };
+                0
+            }
+            _ => SPINDLE_EINVAL,
+        }
+    })
+}
+
+/// Copies the task's name, NUL-terminated and cut to fit, into `buffer` of
+/// `capacity` bytes; `*length` (if not NULL) receives the full length
+/// without the NUL.
+///
+/// # Safety
+/// `task` is NULL or a live handle; `buffer` valid for `capacity` bytes
+/// (may be NULL when `capacity` is 0); `length` NULL or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn spindle_task_name(
+    task: *const spindle_task,
+    buffer: *mut c_char,
+    capacity: usize,
+    length: *mut usize,
+) -> c_int {
+    boundary(|| {
+        // SAFETY: per the contract.
+        let Some(task) = (unsafe { spindle_task::get(task) }) else {
+            return SPINDLE_EINVAL;
+        };
+        if buffer.is_null() && capacity > 0 {
+            return SPINDLE_EINVAL;
+        }
+        let name = task.name();
+        // SAFETY: per the contract.
+        unsafe { write_out(length, name.len()) };
+        if capacity > 0 {
+            let n = name.len().min(capacity - 1);
+            // SAFETY: `buffer` has `capacity` bytes; we write n + 1 <= capacity.
+            unsafe {
+                std::ptr::copy_nonoverlapping(name.as_ptr(), buffer.cast::<u8>(), n);
+                buffer.add(n).write(0);
+            }
+        }
+        0
+    })
+}
+
+/// Frees a task handle. The task keeps running (detached), as a Python
+/// task does when its last reference goes.
+///
+/// # Safety
+/// `task` is NULL or a live handle, not used after.
+#[no_mangle]
+pub unsafe extern "C" fn spindle_task_free(task: *mut spindle_task) -> c_int {
+    boundary(|| {
+        if task.is_null() {
+            return SPINDLE_EINVAL;
+        }
+        // SAFETY: a live handle made by `new_raw`, freed once.
+        drop(unsafe { Box::from_raw(task) });
+        0
+    })
+}
+
+/// Suspends the calling task for `seconds` (asyncio's `sleep`; 0 or less
+/// yields once). A cancellation point: `SPINDLE_ECANCELED`.
+#[no_mangle]
+pub extern "C" fn spindle_sleep(seconds: f64) -> c_int {
+    boundary(|| {
+        let delay = match limit_from_secs(seconds) {
+            Ok(delay) => delay.unwrap_or_default(),
+            Err(code) => return code,
+        };
+        match block_on(crate::time::sleep(delay)) {
+            Ok(result) => blocking_status(result),
+            Err(code) => code,
+        }
+    })
+}
+
+/// Lets the other ready tasks run (asyncio's `sleep(0)`). A cancellation
+/// point.
+#[no_mangle]
+pub extern "C" fn spindle_yield() -> c_int {
+    boundary(|| match block_on(crate::yield_now()) {
+        Ok(result) => blocking_status(result),
+        Err(code) => code,
+    })
+}

@@ -107,6 +107,11 @@
 #define SPINDLE_DEFAULT_STACK_SIZE (256 * 1024)
 
 /**
+ * A task group (asyncio's `TaskGroup`).
+ */
+typedef struct spindle_group spindle_group;
+
+/**
  * A runtime: worker threads, the I/O driver, timers, fiber stacks.
  */
 typedef struct spindle_runtime spindle_runtime;
@@ -115,6 +120,11 @@ typedef struct spindle_runtime spindle_runtime;
  * A handle to a task. Freeing it detaches the task, which keeps running.
  */
 typedef struct spindle_task spindle_task;
+
+/**
+ * A timeout scope (asyncio's `asyncio.timeout`).
+ */
+typedef struct spindle_timeout spindle_timeout;
 
 /**
  * Settings for `spindle_runtime_new`. Fill it with `spindle_options_init`
@@ -243,6 +253,137 @@ int spindle_runtime_free(struct spindle_runtime *runtime);
  * As for `spindle_runtime_new` and `spindle_runtime_run`.
  */
 int spindle_run(const struct spindle_options *options, spindle_task_fn main, void *arg, void **result);
+
+/**
+ * Enters a timeout scope in the calling task: after `seconds` (negative:
+ * no deadline, until rescheduled) the task is cancelled, and
+ * `spindle_timeout_end` turns that cancellation into `SPINDLE_ETIMEDOUT`.
+ *
+ * ```c
+ * spindle_timeout *scope;
+ * int rc = spindle_timeout_begin(2.0, &scope);
+ * if (rc == 0) {
+ *     rc = do_slow_work();              // returns SPINDLE_ECANCELED at the deadline
+ *     rc = spindle_timeout_end(scope, rc);  // SPINDLE_ETIMEDOUT if the deadline fired
+ *     spindle_timeout_free(scope);
+ * }
+ * ```
+ *
+ * # Safety
+ * `out` is valid for writes.
+ */
+int spindle_timeout_begin(double seconds, struct spindle_timeout **out);
+
+/**
+ * Leaves a timeout scope. `status` is the outcome of the code inside (0 or
+ * a status code); the return value is that status, except that the
+ * cancellation caused by this scope's deadline becomes
+ * `SPINDLE_ETIMEDOUT`. `SPINDLE_ESTATE` if already ended or called from
+ * another task.
+ *
+ * # Safety
+ * `scope` is NULL or a live scope.
+ */
+int spindle_timeout_end(struct spindle_timeout *scope, int status);
+
+/**
+ * Moves the deadline of an entered scope to `seconds` from now (negative:
+ * no deadline).
+ *
+ * # Safety
+ * `scope` is NULL or a live scope.
+ */
+int spindle_timeout_reschedule(struct spindle_timeout *scope, double seconds);
+
+/**
+ * Stores 1 in `*expired` if the scope's deadline fired.
+ *
+ * # Safety
+ * `scope` is NULL or a live scope; `expired` valid for writes.
+ */
+int spindle_timeout_expired(const struct spindle_timeout *scope, int *expired);
+
+/**
+ * Frees a scope. `SPINDLE_EBUSY` (nothing freed) if it was entered and not
+ * ended yet.
+ *
+ * # Safety
+ * `scope` is NULL or a live scope, not used after a successful free.
+ */
+int spindle_timeout_free(struct spindle_timeout *scope);
+
+/**
+ * Enters a task group in the calling task. Spawn children with
+ * `spindle_group_spawn`; `spindle_group_wait` waits for all of them. The
+ * first child to fail cancels the others and the calling task (whose
+ * next blocking call returns `SPINDLE_ECANCELED`).
+ *
+ * # Safety
+ * `out` is valid for writes.
+ */
+int spindle_group_new(struct spindle_group **out);
+
+/**
+ * Spawns `func(arg)` as a child of the group (asyncio's
+ * `tg.create_task`). `SPINDLE_ESTATE` once the group is shutting down or
+ * done. `out` may be NULL.
+ *
+ * # Safety
+ * `group` is NULL or a live group; `name` NULL or a C string; `out` NULL
+ * or valid for writes.
+ */
+int spindle_group_spawn(struct spindle_group *group, spindle_task_fn func, void *arg, const char *name, struct spindle_task **out);
+
+/**
+ * Leaves the group: waits until every child is done (asyncio's end of
+ * `async with`). `status` is the outcome of the calling code since
+ * `spindle_group_new`. Returns 0; `SPINDLE_EGROUP` if children (or the
+ * calling code) failed — `spindle_group_errors` lists the codes; or
+ * `SPINDLE_ECANCELED` if the calling task was cancelled from outside.
+ *
+ * # Safety
+ * `group` is NULL or a live group.
+ */
+int spindle_group_wait(struct spindle_group *group, int status);
+
+/**
+ * Copies the failure codes of a group that ended with `SPINDLE_EGROUP`
+ * into `codes` (up to `capacity`), in the order they happened; `*count`
+ * receives how many there are.
+ *
+ * # Safety
+ * `group` is NULL or a live group; `codes` valid for `capacity` ints (NULL
+ * if 0); `count` NULL or valid for writes.
+ */
+int spindle_group_errors(const struct spindle_group *group, int *codes, size_t capacity, size_t *count);
+
+/**
+ * Frees a group. `SPINDLE_EBUSY` (nothing freed) if it was not waited.
+ *
+ * # Safety
+ * `group` is NULL or a live group, not used after a successful free.
+ */
+int spindle_group_free(struct spindle_group *group);
+
+/**
+ * Waits for `task` for at most `seconds` (asyncio's `wait_for`; negative:
+ * no limit). At the limit the task is cancelled, waited for, and the call
+ * returns `SPINDLE_ETIMEDOUT`. Otherwise as `spindle_task_join`.
+ *
+ * # Safety
+ * `task` is NULL or a live handle; `result` NULL or valid for writes.
+ */
+int spindle_wait_for(const struct spindle_task *task, double seconds, void **result);
+
+/**
+ * Waits for `task` without passing a cancellation of the caller on to it
+ * (asyncio's `await shield(task)`): if the caller is cancelled, the call
+ * returns `SPINDLE_ECANCELED` and `task` keeps running.
+ *
+ * # Safety
+ * `task` is NULL or a live handle; `result` NULL or valid for writes.
+ */
+int spindle_shield(const struct spindle_task *task, void **result);
 
 /**
  * Spawns `func(arg)` as a C task (asyncio's `create_task`), named `name`

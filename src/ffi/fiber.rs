@@ -233,6 +233,15 @@ pub(crate) fn block_on<F: Future + Send>(future: F) -> Option<F::Output> {
     }
 }
 
+/// Polls `future` once from the current fiber, without suspending (a
+/// scope's entry). `None` when not called from a fiber.
+pub(crate) fn poll_here<F: Future>(future: Pin<&mut F>) -> Option<Poll<F::Output>> {
+    let state = current()?;
+    // SAFETY: `cx` is the context of the poll resuming this fiber.
+    let cx = unsafe { &mut *state.cx.get() };
+    Some(poll_once(future, cx))
+}
+
 /// The unwinding payload of a blocking call in a doomed fiber.
 struct Doomed;
 

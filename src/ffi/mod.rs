@@ -28,6 +28,7 @@
 
 pub(crate) mod fiber;
 mod runtime;
+mod scope;
 pub(crate) mod stack;
 mod task;
 

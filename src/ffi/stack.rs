@@ -113,11 +113,6 @@ impl StackPool {
         })
     }
 
-    /// Usable bytes per stack.
-    pub(crate) fn stack_size(&self) -> usize {
-        self.stack_size
-    }
-
     /// A stack, reused if one is free, else carved from a new region.
     pub(crate) fn take(self: &Arc<Self>) -> io::Result<PooledStack> {
         let slot = {
@@ -226,17 +221,6 @@ impl PooledStack {
             start: NonNull::new(self.red_zone_start()).expect("non-null"),
         }
     }
-
-    /// Whether a guard page protects this stack.
-    pub(crate) fn is_guarded(&self) -> bool {
-        self.guarded
-    }
-
-    /// Whether `address` is in this stack's guard page.
-    pub(crate) fn guard_contains(&self, address: usize) -> bool {
-        let low = self.low.as_ptr() as usize;
-        self.guarded && address < low && address >= low - self.pool.page
-    }
 }
 
 /// The canary at the low end of a [`PooledStack`]; valid while the stack
@@ -295,7 +279,7 @@ mod tests {
         let a = pool.take().unwrap();
         let b = pool.take().unwrap();
         assert_ne!(a.base(), b.base());
-        assert_eq!(a.base().get() - a.low.as_ptr() as usize, pool.stack_size());
+        assert_eq!(a.base().get() - a.low.as_ptr() as usize, pool.stack_size);
         let a_base = a.base();
         drop(a);
         let c = pool.take().unwrap();

@@ -104,6 +104,20 @@ pub(crate) fn spawn_c_task(
     arg: *mut c_void,
     name: Option<String>,
 ) -> std::result::Result<Task<usize>, c_int> {
+    spawn_c_task_in(stacks, func, arg, name, |builder, fiber| {
+        builder.try_spawn(fiber)
+    })
+}
+
+/// Makes the fiber of a C task and hands it to `spawn` (a plain spawn, or a
+/// task group's).
+pub(crate) fn spawn_c_task_in(
+    stacks: &Arc<StackPool>,
+    func: spindle_task_fn,
+    arg: *mut c_void,
+    name: Option<String>,
+    spawn: impl FnOnce(task::Builder, Fiber) -> Result<Task<usize>>,
+) -> std::result::Result<Task<usize>, c_int> {
     let Some(func) = func else {
         return Err(SPINDLE_EINVAL);
     };
@@ -117,7 +131,6 @@ pub(crate) fn spawn_c_task(
         match code {
             0 => Ok(result as usize),
             SPINDLE_ECANCELED => Err(fiber::take_cancel()),
-            code if code > 0 => Err(Error::other(TaskFailure { code })),
             code => Err(Error::other(TaskFailure { code })),
         }
     });
@@ -126,7 +139,7 @@ pub(crate) fn spawn_c_task(
     if let Some(name) = name {
         builder = builder.name(name);
     }
-    builder.try_spawn(fiber).map_err(|e| code_of(&e))
+    spawn(builder, fiber).map_err(|e| code_of(&e))
 }
 
 /// Spawns `func(arg)` as a C task (asyncio's `create_task`), named `name`

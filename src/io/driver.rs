@@ -79,6 +79,9 @@ pub(crate) struct Key {
 pub(crate) struct Poller {
     poll: mio::Poll,
     events: mio::Events,
+    /// The sources of the events being dispatched (kept to reuse its
+    /// allocation).
+    ready: Vec<(Arc<ScheduledIo>, usize)>,
 }
 
 impl Driver {
@@ -97,6 +100,7 @@ impl Driver {
             poller: Mutex::new(Poller {
                 poll,
                 events: mio::Events::with_capacity(1024),
+                ready: Vec::new(),
             }),
             waker,
             sleeping_until: AtomicU64::new(NOT_SLEEPING),
@@ -196,9 +200,9 @@ impl Driver {
         }
     }
 
-    /// Hands the events of the last poll to their sources.
-    fn dispatch(&self, events: &mio::Events) {
-        let mut ready = Vec::new();
+    /// Hands the events of the last poll to their sources (`ready` is a
+    /// buffer kept between polls).
+    fn dispatch(&self, events: &mio::Events, ready: &mut Vec<(Arc<ScheduledIo>, usize)>) {
         {
             let sources = lock(&self.sources);
             for event in events.iter() {
@@ -216,7 +220,7 @@ impl Driver {
             }
         }
         // Outside the slab lock: a woken task may register or drop sources.
-        for (io, bits) in ready {
+        for (io, bits) in ready.drain(..) {
             io.report(bits);
         }
     }
@@ -242,7 +246,7 @@ impl Poller {
         // An error (interrupted, out of resources) just ends this sleep
         // early: the caller re-checks everything and comes back.
         if self.poll.poll(&mut self.events, timeout).is_ok() {
-            driver.dispatch(&self.events);
+            driver.dispatch(&self.events, &mut self.ready);
         }
     }
 }

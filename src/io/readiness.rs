@@ -276,27 +276,31 @@ impl ScheduledIo {
 
     fn wake(&self, bits: usize) {
         let ready = |interest: Interest| interest.mask() & bits != 0;
-        let mut wakers = Vec::new();
+        // Most sources have one reader and one writer: no allocation then.
+        let mut wakers: [Option<Waker>; 2] = [None, None];
+        let mut more = Vec::new();
         {
             let mut waiters = lock(&self.waiters);
             if ready(Interest::READABLE) {
-                wakers.extend(waiters.reader.take());
+                wakers[0] = waiters.reader.take();
             }
             if ready(Interest::WRITABLE) {
-                wakers.extend(waiters.writer.take());
+                wakers[1] = waiters.writer.take();
             }
-            waiters.list.retain_mut(|waiter| {
-                if ready(waiter.interest) {
-                    wakers.push(waiter.waker.clone());
-                    false
-                } else {
-                    true
-                }
-            });
+            if !waiters.list.is_empty() {
+                waiters.list.retain_mut(|waiter| {
+                    if ready(waiter.interest) {
+                        more.push(waiter.waker.clone());
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
         }
         // Woken outside the lock: a waker may run code that polls this
         // source again.
-        for waker in wakers {
+        for waker in wakers.into_iter().flatten().chain(more) {
             waker.wake();
         }
     }

@@ -7,6 +7,9 @@ use spindle::time::Timeout;
 use spindle::{AnyTask, Promise, Task};
 use std::time::{Duration, Instant};
 
+#[path = "common/mod.rs"]
+mod common;
+
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
@@ -613,6 +616,29 @@ async fn producer_consumer() -> spindle::Result<()> {
     Ok(())
 }
 
+async fn fetch_over_sockets() -> spindle::Result<()> {
+    use common::fetch_many::{rate_limited, scrape, OVERALL};
+    // The code is shared with examples/fetch.rs: a tiny HTTP server on
+    // loopback whose pages answer after their delay, and real HTTP GETs.
+    println!("== I/O: the rate-limited fetcher over real sockets ==");
+    let report = rate_limited(10, secs(0.1)).await?;
+    timing(
+        "10 HTTP GETs of 0.1 s, 3 at a time",
+        report.took,
+        "~0.4 s (4 rounds)",
+    );
+    report.check(10)?;
+
+    println!("== I/O: the web scraper, 3 at a time, with a 3 s overall timeout ==");
+    let report = scrape(OVERALL).await?;
+    timing(
+        "10 pages of 0.5-2.5 s under a 3 s timeout",
+        report.took,
+        "3 s, the slow pages timed out",
+    );
+    report.check()
+}
+
 async fn introspection() -> spindle::Result<()> {
     println!("== Introspection ==");
     let me = spindle::current_task()?.expect("the tour runs in a task");
@@ -655,6 +681,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         shielding().await?;
         semaphores().await?;
         producer_consumer().await?;
+        fetch_over_sockets().await?;
         introspection().await?;
         spindle::Ok(())
     })

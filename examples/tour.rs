@@ -236,12 +236,23 @@ async fn cancellation() -> spindle::Result<()> {
     }
     timing("cancel + 0.1 s of cleanup", start.elapsed(), "~0.11 s");
 
-    let never = spindle::spawn(async {
-        println!("  (never printed: a task cancelled before it starts never runs)");
-        spindle::Ok(())
-    });
-    never.cancel();
-    println!("  cancelled before starting: {}", never.await.unwrap_err());
+    // With several workers an idle one may start a new task at once; on one
+    // worker (asyncio's single loop) a task spawned and cancelled before the
+    // spawner yields never runs. Shown on a one-worker runtime of its own.
+    let outcome = std::thread::spawn(|| {
+        let runtime = spindle::Runtime::builder().worker_threads(1).build()?;
+        runtime.block_on(async {
+            let never = spindle::spawn(async {
+                println!("  (never printed: a task cancelled before it starts never runs)");
+                spindle::Ok(())
+            });
+            never.cancel();
+            spindle::Ok(never.await.unwrap_err())
+        })
+    })
+    .join()
+    .expect("the one-worker demo thread");
+    println!("  cancelled before starting: {}", outcome?);
     Ok(())
 }
 

@@ -965,3 +965,21 @@ fn shutdown_fails_a_wait_outside_any_task_with_a_runtime_error() {
         assert_eq!(err.kind(), ErrorKind::Runtime, "{err}");
     });
 }
+
+#[test]
+fn waiting_for_a_direction_that_is_not_registered_is_an_invalid_argument() {
+    rt(2)
+        .block_on(async {
+            let (read_end, _write_end) = pipe();
+            let fd = AsyncFd::with_interest(read_end, Interest::WRITABLE)?;
+            let err = fd.readable().await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+            let err = fd
+                .async_io(Interest::READABLE, |fd| read_fd(fd, &mut [0u8; 1]))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+            spindle::Ok(())
+        })
+        .unwrap();
+}

@@ -1703,3 +1703,53 @@ fn dropping_the_runtime_ends_tasks_waiting_on_io_promptly() {
         println!("dropping the runtime took {took:?}");
     })
 }
+
+/// Bytes a cancelled `read_exact` gave back are readable at once, come first
+/// for `peek` too, and a `read_exact` future that is dropped (not cancelled)
+/// gives its bytes back as well.
+#[test]
+fn given_back_bytes_are_readable_peekable_and_survive_a_dropped_read_exact() {
+    rt(2)
+        .block_on(async {
+            let (client, server) = tcp_pair().await?;
+            let server = Arc::new(server);
+            client.write_all(b"abcd").await?;
+            let fd = server.as_raw_fd();
+            eventually("4 bytes queued", Duration::from_secs(5), || {
+                unread_bytes(fd) == 4
+            })
+            .await?;
+            let reader = server.clone();
+            let task = spindle::spawn(async move {
+                let mut buf = [0u8; 10];
+                reader.read_exact(&mut buf).await?;
+                spindle::Ok(buf)
+            });
+            eventually("the reader took them", Duration::from_secs(5), || {
+                unread_bytes(fd) == 0
+            })
+            .await?;
+            task.cancel();
+            wait_done(&task).await?;
+            spindle::timeout(Duration::from_secs(5), server.readable()).await?;
+            client.write_all(b"EFGH").await?;
+            let mut buf = [0u8; 4];
+            assert_eq!(server.peek(&mut buf).await?, 4);
+            assert_eq!(&buf, b"abcd");
+            // A read_exact dropped part-way (raced against a short sleep).
+            {
+                let mut big = [0u8; 100];
+                let read = pin!(server.read_exact(&mut big));
+                let sleep = pin!(spindle::sleep(ms(50)));
+                futures_util::future::select(read, sleep).await;
+            }
+            let mut all = [0u8; 8];
+            server.read_exact(&mut all).await?;
+            assert_eq!(&all, b"abcdEFGH");
+            // An empty read returns at once, with nothing ready.
+            let empty = spindle::timeout(Duration::from_secs(5), server.read(&mut [])).await?;
+            assert_eq!(empty, 0);
+            spindle::Ok(())
+        })
+        .unwrap();
+}

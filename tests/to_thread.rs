@@ -910,3 +910,22 @@ fn zero_max_blocking_threads_is_an_invalid_argument() {
         );
     });
 }
+
+#[test]
+fn a_runtime_dropped_on_its_own_blocking_thread_does_not_wait_for_that_thread() {
+    let runtime = Runtime::builder()
+        .worker_threads(1)
+        .shutdown_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let handle = runtime.handle().clone();
+    let _entered = handle.enter();
+    let took = block_on_plain(spindle::to_thread(move || {
+        let start = Instant::now();
+        drop(runtime);
+        start.elapsed()
+    }))
+    .unwrap();
+    // Before the fix, shutdown waited the whole 3 s for the thread doing it.
+    assert!(took < Duration::from_millis(1500), "drop took {took:?}");
+}

@@ -36,6 +36,9 @@ use std::os::fd::{AsRawFd, RawFd};
 /// ```
 pub struct AsyncFd<T: AsRawFd> {
     registered: Registered<FdSource>,
+    /// What the descriptor is registered for: waits for anything else are
+    /// refused (they would never end).
+    interest: Interest,
     inner: Option<T>,
 }
 
@@ -78,6 +81,7 @@ impl<T: AsRawFd> AsyncFd<T> {
         let registered = Registered::new(FdSource(inner.as_raw_fd()), interest)?;
         Ok(AsyncFd {
             registered,
+            interest,
             inner: Some(inner),
         })
     }
@@ -113,7 +117,10 @@ impl<T: AsRawFd> AsyncFd<T> {
     /// Waits until the descriptor is ready for `interest`. The guard tells
     /// what is ready; call [`ReadyGuard::clear_ready`] when an operation
     /// found it would block after all, or the next wait returns at once.
+    /// An interest the descriptor was not registered for is an
+    /// invalid-argument error.
     pub async fn ready(&self, interest: Interest) -> Result<ReadyGuard<'_, T>> {
+        self.check_interest(interest)?;
         let event = self.registered.readiness(interest).await?;
         Ok(ReadyGuard { fd: self, event })
     }
@@ -125,8 +132,21 @@ impl<T: AsRawFd> AsyncFd<T> {
         interest: Interest,
         mut op: impl FnMut(&T) -> io::Result<R>,
     ) -> Result<R> {
+        self.check_interest(interest)?;
         let inner = self.get_ref();
         self.registered.io(interest, |_| op(inner)).await
+    }
+
+    fn check_interest(&self, interest: Interest) -> Result<()> {
+        if (interest.is_readable() && !self.interest.is_readable())
+            || (interest.is_writable() && !self.interest.is_writable())
+        {
+            return Err(crate::Error::invalid_argument(format!(
+                "waiting for {interest:?} on a descriptor registered for {:?}",
+                self.interest
+            )));
+        }
+        Ok(())
     }
 }
 

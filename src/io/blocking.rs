@@ -31,6 +31,12 @@ use std::time::{Duration, Instant};
 
 type Job = Box<dyn FnOnce() + Send>;
 
+thread_local! {
+    /// The pool whose thread this is (null on other threads): a runtime
+    /// dropped from one of its own blocking threads does not wait for it.
+    static OWN_POOL: std::cell::Cell<*const BlockingPool> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
 /// The threads that run blocking functions for one runtime.
 pub(crate) struct BlockingPool {
     state: Mutex<PoolState>,
@@ -115,6 +121,7 @@ impl BlockingPool {
     }
 
     fn thread_main(&self) {
+        OWN_POOL.with(|own| own.set(self));
         let mut state = lock(&self.state);
         loop {
             if let Some(job) = state.queue.pop_front() {
@@ -154,11 +161,13 @@ impl BlockingPool {
         drop(state);
         // Dropping a job tells its awaiter (outside the lock).
         drop(queued);
+        // Shut down from one of its own threads: that one cannot be waited for.
+        let this_thread = usize::from(OWN_POOL.with(|own| std::ptr::eq(own.get(), self)));
         let mut state = lock(&self.state);
         let Some(deadline) = deadline else {
             return state.threads;
         };
-        while state.threads > 0 {
+        while state.threads > this_thread {
             let now = Instant::now();
             if now >= deadline {
                 break;

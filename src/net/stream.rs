@@ -100,6 +100,9 @@ impl<S: StreamSource> StreamIo<S> {
     }
 
     pub(crate) async fn read(&self, buf: &mut [u8]) -> Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         if self.has_unread.load(Ordering::Acquire) {
             if let Some(cancel) = context::take_current_cancel() {
                 return Err(cancel);
@@ -115,26 +118,50 @@ impl<S: StreamSource> StreamIo<S> {
     }
 
     pub(crate) async fn read_exact(&self, buf: &mut [u8]) -> Result<()> {
-        let mut filled = 0;
-        while filled < buf.len() {
-            let failure = match self.read(&mut buf[filled..]).await {
-                Result::Ok(0) => Error::io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "end of stream after {filled} of {} bytes (they stay readable)",
-                        buf.len()
-                    ),
-                )),
-                Result::Ok(n) => {
-                    filled += n;
-                    continue;
+        // Gives the bytes read so far back to the stream if this future is
+        // cancelled, fails, or is dropped part-way.
+        struct Progress<'a, S: StreamSource> {
+            io: &'a StreamIo<S>,
+            buf: &'a mut [u8],
+            filled: usize,
+        }
+        impl<S: StreamSource> Drop for Progress<'_, S> {
+            fn drop(&mut self) {
+                if self.filled < self.buf.len() {
+                    self.io.give_back(&self.buf[..self.filled]);
                 }
-                Err(e) => e,
-            };
-            self.give_back(&buf[..filled]);
-            return Err(failure);
+            }
+        }
+        let len = buf.len();
+        let mut progress = Progress {
+            io: self,
+            buf,
+            filled: 0,
+        };
+        while progress.filled < len {
+            let filled = progress.filled;
+            match self.read(&mut progress.buf[filled..]).await? {
+                0 => {
+                    return Err(Error::io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("end of stream after {filled} of {len} bytes (they stay readable)"),
+                    )))
+                }
+                n => progress.filled += n,
+            }
         }
         Ok(())
+    }
+
+    /// Copies given-back bytes into `buf` without taking them (0 if none).
+    pub(crate) fn peek_unread(&self, buf: &mut [u8]) -> usize {
+        if !self.has_unread.load(Ordering::Acquire) {
+            return 0;
+        }
+        let unread = self.unread.lock().unwrap_or_else(|p| p.into_inner());
+        let n = unread.len().min(buf.len());
+        buf[..n].copy_from_slice(&unread[..n]);
+        n
     }
 
     pub(crate) async fn write(&self, buf: &[u8]) -> Result<usize> {
@@ -154,6 +181,13 @@ impl<S: StreamSource> StreamIo<S> {
     }
 
     pub(crate) async fn ready(&self, interest: Interest) -> Result<()> {
+        if interest.is_readable() && self.has_unread.load(Ordering::Acquire) {
+            // Given-back bytes are readable now.
+            return match context::take_current_cancel() {
+                Some(cancel) => Err(cancel),
+                None => Ok(()),
+            };
+        }
         self.registered.readiness(interest).await.map(drop)
     }
 

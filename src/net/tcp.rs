@@ -147,8 +147,13 @@ impl TcpStream {
 
     stream_methods!(io);
 
-    /// Reads into `buf` without taking the bytes from the socket.
+    /// Reads into `buf` without taking the bytes from the socket (bytes a
+    /// cancelled `read_exact` gave back come first, as they do for `read`).
     pub async fn peek(&self, buf: &mut [u8]) -> Result<usize> {
+        let n = self.io.peek_unread(buf);
+        if n > 0 {
+            return Ok(n);
+        }
         self.io
             .registered()
             .io(Interest::READABLE, |s| s.peek(buf))
@@ -181,7 +186,9 @@ impl TcpStream {
         self.io.get().nodelay().map_err(Error::io)
     }
 
-    /// Borrowed halves: one task reads while another writes.
+    /// Borrowed halves: one task reads while another writes. (With
+    /// `futures::io::AsyncReadExt` in scope, `stream.split()` resolves to
+    /// that trait's by-value `split`; call `TcpStream::split(&stream)`.)
     pub fn split(&self) -> (ReadHalf<'_, TcpStream>, WriteHalf<'_, TcpStream>) {
         super::split::split(self)
     }

@@ -22,3 +22,9 @@ cargo run --release --example tour >/dev/null
 step "loom models (bounded preemptions)"
 LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" RUSTFLAGS="--cfg spindle_loom" \
     CARGO_TARGET_DIR=target/loom cargo test --release --lib loom
+
+step "C examples under ASan/UBSan and valgrind memcheck"
+# (tests/c_examples.rs, in the first step, builds and runs them plainly.)
+cargo build --lib
+make -C c-examples -j2 LIBDIR="$PWD/target/debug" BUILD="$PWD/target/debug/c-examples" \
+    check-asan check-valgrind

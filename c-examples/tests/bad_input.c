@@ -263,7 +263,8 @@ static int in_a_task(void *arg, void **result) {
     printf("-- task groups in the wrong state --\n");
     spindle_group *group;
     EXPECT(spindle_group_new(&group), SPINDLE_OK);
-    EXPECT(spindle_group_spawn(group, quick, NULL, "child", NULL), SPINDLE_OK);
+    spindle_task *child = NULL;
+    EXPECT(spindle_group_spawn(group, quick, NULL, "child", &child), SPINDLE_OK);
     EXPECT(spindle_group_spawn(group, NULL, NULL, "no function", NULL), SPINDLE_EINVAL);
     EXPECT(spindle_group_free(group), SPINDLE_EBUSY); /* not waited yet */
     EXPECT(spindle_group_errors(group, NULL, 4, NULL), SPINDLE_EINVAL);
@@ -274,6 +275,7 @@ static int in_a_task(void *arg, void **result) {
     EXPECT(spindle_group_errors(group, NULL, 0, &count), SPINDLE_OK);
     CHECK(count == 0);
     EXPECT(spindle_group_free(group), SPINDLE_OK);
+    EXPECT(spindle_task_free(child), SPINDLE_OK);
 
     printf("-- timeout scopes in the wrong state --\n");
     spindle_timeout *scope = NULL;

@@ -93,7 +93,7 @@ static int main_task(void *arg, void **result) {
     CHECK_RC(spindle_task_cancel(h, NULL, NULL), 0);
     CHECK_RC(spindle_task_join(h, NULL), SPINDLE_ECANCELED);
     spindle_task_free(h);
-    CHECK(atomic_load(&saves) == 0); /* not yet: 0.2 s of commit remain */
+    CHECK(atomic_load(&saves) == 0 || !timing_is_checked()); /* not yet: 0.2 s remain */
     CHECK_RC(spindle_sleep(0.4), 0);
     printf("  saves committed: %d\n", atomic_load(&saves));
     CHECK(atomic_load(&saves) == 1);

@@ -1,0 +1,365 @@
+/*
+ * A tour of spindle from C++ (include/spindle.hpp): lambdas as tasks, gather
+ * and join, a task group with a failing child, timeout scopes, wait_for,
+ * a cancelled task that cleans up with blocking calls, and the rule that
+ * keeps exceptions out of fibers.
+ *
+ * Each step checks its outcome and prints its timing; the exit status is 0
+ * only if every outcome was right.
+ *
+ *   make -C c-examples build/cpp_tour && c-examples/build/cpp_tour
+ */
+#include "spindle.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace {
+
+std::atomic<int> failures{0};
+
+double now() {
+    using clock = std::chrono::steady_clock;
+    return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
+}
+
+void fail(int line, const char *what) {
+    std::fprintf(stderr, "FAILED cpp_tour.cpp:%d: %s\n", line, what);
+    std::fflush(stderr);
+    failures.fetch_add(1);
+}
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            fail(__LINE__, #cond);                                                                 \
+    } while (0)
+
+/* Whether timings are judged (not under valgrind, which sets this). */
+bool timing_is_checked() {
+    const char *off = std::getenv("SPINDLE_EXAMPLES_NO_TIMING");
+    return off == nullptr || off[0] == '\0' || std::strcmp(off, "0") == 0;
+}
+
+/* One timing line, in the format of the C examples (common.h). */
+void report_timing(const char *what, double measured, const char *claim, double min, double max) {
+    const char *verdict = !timing_is_checked()                   ? "unchecked"
+                          : (measured >= min && measured <= max) ? "ok"
+                                                                 : "WRONG";
+    std::printf("[timing] %s: %.3f s (seed: %s) [%s: %.2f..%.2f s]\n", what, measured, claim, verdict,
+                min, max);
+    std::fflush(stdout);
+    if (std::strcmp(verdict, "WRONG") == 0)
+        fail(__LINE__, what);
+}
+
+// ---------------------------------------------------------------------------
+// 1. Lambdas as tasks, gather: three tasks that each sleep 0.2 s finish
+//    together in ~0.2 s; each returns its own type.
+
+void spawn_and_gather() {
+    double start = now();
+    static const char greeting[] = "hello";
+    auto number = spindle::spawn("number", [] {
+        spindle::sleep(0.2);
+        return 42;
+    });
+    auto text = spindle::spawn([] {
+        spindle::sleep(std::chrono::milliseconds(200));
+        return std::string("forty-two");
+    });
+    auto pointer = spindle::spawn([] {
+        spindle::sleep(0.2);
+        return greeting; // a pointer: also the task's C-level result
+    });
+    CHECK(number.name() == "number");
+    auto [n, s, p] = spindle::gather(number, text, pointer);
+    double took = now() - start;
+    std::printf("gather: %d, \"%s\", \"%s\"\n", n, s.c_str(), p);
+    CHECK(n == 42 && s == "forty-two" && p == greeting);
+    report_timing("three 0.2 s sleeps gathered", took, "~0.2 s, not ~0.6 s", 0.19, 0.45);
+
+    // A vector of tasks gathers into a vector.
+    start = now();
+    std::vector<spindle::task<int>> squares;
+    for (int i = 0; i < 1000; i++)
+        squares.push_back(spindle::spawn([i] {
+            spindle::yield();
+            return i * i;
+        }));
+    std::vector<int> values = spindle::gather(squares);
+    long long sum = std::accumulate(values.begin(), values.end(), 0LL);
+    std::printf("gather of 1000 tasks: sum of squares %lld in %.3f ms\n", sum, (now() - start) * 1e3);
+    CHECK(sum == 332833500LL);
+}
+
+// ---------------------------------------------------------------------------
+// 2. join, and exceptions as outcomes: the task's exception is caught on its
+//    fiber and the *original* object is rethrown by join, on the joiner's
+//    stack.
+
+void join_and_exceptions() {
+    auto doubled = spindle::spawn([] { return 21 * 2; });
+    CHECK(doubled.join() == 42);
+    CHECK(doubled.done() && !doubled.cancelled());
+
+    auto failing = spindle::spawn([]() -> int {
+        spindle::sleep(0.01);
+        throw std::invalid_argument("no such thing");
+    });
+    bool caught = false;
+    try {
+        failing.join();
+    } catch (const std::invalid_argument &e) {
+        caught = std::strcmp(e.what(), "no such thing") == 0;
+    }
+    CHECK(caught);
+
+    // A task can fail with its own code, as a C task returns a positive one.
+    auto coded = spindle::spawn([] { throw spindle::error(7); });
+    int code = 0;
+    try {
+        coded.join();
+    } catch (const spindle::error &e) {
+        code = e.code();
+    }
+    std::printf("join: 42, std::invalid_argument rethrown, own code %d\n", code);
+    CHECK(code == 7);
+}
+
+// ---------------------------------------------------------------------------
+// 3. A task group with a failing child: the failure cancels the other child
+//    and the body at once (not after their 5 s), and the group throws
+//    group_error with every failure; the cancelled child's cleanup runs.
+
+void group_with_failing_child() {
+    std::atomic<bool> sibling_cleaned{false};
+    bool body_cancelled = false;
+    double start = now();
+    bool thrown = false;
+    try {
+        spindle::task_group([&](spindle::group &g) {
+            g.spawn("fails", [] {
+                spindle::sleep(0.05);
+                throw std::runtime_error("child failed");
+            });
+            g.spawn("sibling", [&] {
+                auto r = spindle::attempt([] { spindle::sleep(5.0); });
+                if (r.cancelled()) {
+                    spindle::sleep(0.01); // cleanup may block (rule 2: outside any catch)
+                    sibling_cleaned = true;
+                }
+                r.get(); // ends the sibling cancelled
+            });
+            auto r = spindle::attempt([] { spindle::sleep(5.0); });
+            body_cancelled = r.cancelled();
+            r.get();
+        });
+    } catch (const spindle::group_error &e) {
+        thrown = true;
+        std::string what;
+        for (const auto &ep : e.exceptions()) {
+            try {
+                std::rethrow_exception(ep);
+            } catch (const std::exception &inner) {
+                what += inner.what();
+            }
+        }
+        std::printf("group_error: %zu failure(s), code %d, exception \"%s\"\n", e.codes().size(),
+                    e.codes().empty() ? 0 : e.codes()[0], what.c_str());
+        CHECK(e.codes().size() == 1 && e.codes()[0] == SPINDLE_EFAILED);
+        CHECK(what == "child failed");
+    }
+    double took = now() - start;
+    CHECK(thrown);
+    CHECK(body_cancelled);
+    CHECK(sibling_cleaned);
+    report_timing("group with a child failing at 0.05 s", took, "~0.05 s, not 5 s", 0.04, 1.0);
+
+    // The RAII form, ended by hand; all children succeed.
+    std::atomic<int> done{0};
+    {
+        spindle::group g;
+        for (int i = 0; i < 10; i++)
+            g.spawn([&] {
+                spindle::sleep(0.01);
+                done++;
+            });
+        g.wait();
+    }
+    CHECK(done == 10);
+}
+
+// ---------------------------------------------------------------------------
+// 4. Timeout scopes: the deadline cancels the body; the scope turns that
+//    into timed_out. A body that finishes in time returns its value.
+
+void timeouts() {
+    double start = now();
+    bool timed_out = false;
+    try {
+        spindle::with_timeout(0.1, [] { spindle::sleep(5.0); });
+    } catch (const spindle::timed_out &) {
+        timed_out = true;
+    }
+    double took = now() - start;
+    CHECK(timed_out);
+    report_timing("5 s sleep under a 0.1 s timeout", took, "~0.1 s", 0.09, 1.0);
+
+    int value = spindle::with_timeout(std::chrono::seconds(5), [] {
+        spindle::sleep(0.01);
+        return 7;
+    });
+    CHECK(value == 7);
+
+    // RAII scope, moved later, ended by hand with the body's status.
+    start = now();
+    int rc;
+    {
+        spindle::timeout_scope scope(5.0);
+        scope.reschedule(0.05);
+        auto r = spindle::attempt([] { spindle::sleep(5.0); });
+        rc = scope.end(r.status());
+        CHECK(scope.expired());
+    }
+    std::printf("timeout_scope: end() -> %d (%s)\n", rc, spindle_strerror(rc));
+    CHECK(rc == SPINDLE_ETIMEDOUT);
+    report_timing("rescheduled RAII timeout scope", now() - start, "~0.05 s", 0.04, 1.0);
+
+    // wait_for: the awaited task is cancelled at the limit.
+    auto slow = spindle::spawn([] { spindle::sleep(5.0); });
+    timed_out = false;
+    try {
+        slow.wait_for(0.05);
+    } catch (const spindle::timed_out &) {
+        timed_out = true;
+    }
+    CHECK(timed_out);
+    CHECK(slow.done() && slow.cancelled());
+}
+
+// ---------------------------------------------------------------------------
+// 5. A cancelled task cleans up with blocking calls, then ends cancelled.
+
+void cancellation_cleanup() {
+    std::atomic<bool> cleaned{false};
+    double start = now();
+    auto worker = spindle::spawn("worker", [&] {
+        auto r = spindle::attempt([] { spindle::sleep(10.0); });
+        if (r.cancelled()) {
+            spindle::sleep(0.05); // asynchronous cleanup: later calls work again
+            cleaned = true;
+        }
+        r.get(); // rethrows spindle::cancelled: the task ends cancelled
+    });
+    spindle::sleep(0.05);
+    CHECK(worker.cancel("shutting down"));
+    bool saw_cancel = false;
+    try {
+        worker.join();
+    } catch (const spindle::cancelled &) {
+        saw_cancel = true;
+    }
+    double took = now() - start;
+    CHECK(saw_cancel && worker.cancelled() && cleaned);
+    std::printf("cancelled task: cleanup ran=%d, ended cancelled=%d\n", cleaned.load(), worker.cancelled());
+    report_timing("cancel at 0.05 s + 0.05 s cleanup", took, "~0.1 s, not 10 s", 0.09, 1.0);
+
+    // shield: the caller's cancellation does not reach the shielded task.
+    auto precious = spindle::spawn([] {
+        spindle::sleep(0.1);
+        return 5;
+    });
+    auto waiter = spindle::spawn([&] { return precious.shield(); });
+    spindle::sleep(0.02);
+    waiter.cancel();
+    bool waiter_cancelled = false;
+    try {
+        waiter.join();
+    } catch (const spindle::cancelled &) {
+        waiter_cancelled = true;
+    }
+    CHECK(waiter_cancelled);
+    CHECK(precious.join() == 5);
+}
+
+// ---------------------------------------------------------------------------
+// 6. Rule 2: a blocking call inside a catch block is refused (it would
+//    corrupt the C++ runtime's per-thread exception list if the fiber moved).
+
+void no_blocking_in_handlers() {
+    int code = 0;
+    try {
+        try {
+            throw std::runtime_error("x");
+        } catch (const std::exception &) {
+            spindle::sleep(0.01); // refused: throws spindle::error(SPINDLE_ESTATE)
+        }
+    } catch (const spindle::error &e) {
+        code = e.code();
+    }
+    std::printf("blocking inside a catch block: %d (%s)\n", code, spindle_strerror(code));
+    CHECK(code == SPINDLE_ESTATE);
+}
+
+} // namespace
+
+int main() {
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
+    std::printf("== C++ tour (libspindle %s) ==\n", spindle_version());
+
+    // asyncio.run: a runtime for the main task, shut down after it.
+    int rc = spindle::run([] {
+        spawn_and_gather();
+        join_and_exceptions();
+        group_with_failing_child();
+        timeouts();
+        cancellation_cleanup();
+        no_blocking_in_handlers();
+        return 0;
+    });
+    CHECK(rc == 0);
+
+    // A runtime object: tasks spawned from outside, several runs.
+    {
+        spindle::options opts;
+        opts.workers = 2;
+        spindle::runtime rt(opts);
+        auto outside = rt.spawn([] {
+            spindle::sleep(0.01);
+            return std::string("from outside");
+        });
+        std::string got = rt.run([&] { return outside.join(); });
+        CHECK(got == "from outside");
+        bool caught = false;
+        try {
+            rt.run([] { throw std::logic_error("main failed"); });
+        } catch (const std::logic_error &) {
+            caught = true;
+        }
+        CHECK(caught);
+        // Outside a task, blocking calls say so.
+        int code = 0;
+        try {
+            spindle::sleep(0.01);
+        } catch (const spindle::error &e) {
+            code = e.code();
+        }
+        CHECK(code == SPINDLE_ENOTASK);
+        CHECK(!spindle::in_task());
+    }
+
+    if (failures.load() == 0) {
+        std::printf("== OK ==\n");
+        return 0;
+    }
+    std::printf("== FAILED: %d wrong outcome(s) ==\n", failures.load());
+    return 1;
+}

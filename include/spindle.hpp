@@ -1,9 +1,12 @@
 /*
  * spindle.hpp: a header-only C++17 wrapper over spindle.h.
  *
- * RAII handles for the runtime, tasks, task groups and timeout scopes (and
- * the other objects of spindle.h as they come), move-only; any callable as
- * a task; errors as exceptions. Link libspindle as for C.
+ * RAII handles, move-only, for the runtime, tasks, task groups and timeout
+ * scopes; any callable as a task; errors as exceptions; gather. With a
+ * spindle.h that has them (the sections are keyed on its macros): wait and
+ * as_completed; semaphore, bounded_semaphore, lock, event, condition,
+ * barrier, queue<T> (with `hold` for `async with lock:`); fd_wait and
+ * to_thread. Link libspindle as for C.
  *
  *     #include "spindle.hpp"
  *
@@ -367,6 +370,7 @@ template <class R> class task;
 class group;
 
 namespace detail {
+struct task_access;
 template <class R> task<R> adopt(spindle_task *handle, state_base *state) noexcept;
 template <class F, class CSpawn> auto spawn_with(F &&f, CSpawn &&c_spawn);
 } // namespace detail
@@ -487,6 +491,7 @@ template <class R = void> class task {
     static constexpr bool via_c_result = detail::via_c<R>;
     template <class T> friend task<T> detail::adopt(spindle_task *, detail::state_base *) noexcept;
     friend class group;
+    friend struct detail::task_access;
 
     spindle_task *valid() const {
         if (handle_ == nullptr)
@@ -602,6 +607,25 @@ inline bool in_task() noexcept {
 template <class R> using gathered_t = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
 
 namespace detail {
+/* What the free functions need of a task handle. */
+struct task_access {
+    template <class R> static spindle_task *handle(const task<R> &t) { return t.valid(); }
+    template <class R> static gathered_t<R> finish(task<R> &t, int rc, void *out) {
+        if constexpr (std::is_void_v<R>) {
+            t.finish(rc, out);
+            return {};
+        } else {
+            return t.finish(rc, out);
+        }
+    }
+    /* A failed task's exception rethrown (its original C++ object, or the
+     * exception for its status). */
+    template <class R> [[noreturn]] static void rethrow(task<R> &t, int rc) {
+        t.finish(rc, nullptr);
+        throw error(SPINDLE_ESTATE); // not reached: rc != 0
+    }
+};
+
 template <class R> gathered_t<R> join_value(task<R> &t) {
     if constexpr (std::is_void_v<R>) {
         t.join();
@@ -615,15 +639,50 @@ template <class T> void cancel_quietly(T &t) noexcept {
     if (t)
         spindle_task_cancel(t.native_handle(), nullptr, nullptr);
 }
+
+#ifdef SPINDLE_ALL_COMPLETED
+/* The results of gathered tasks, as a tuple. */
+template <std::size_t... I, class... R>
+std::tuple<gathered_t<R>...> gathered(std::vector<void *> &results, std::index_sequence<I...>, task<R> &...tasks) {
+    return std::tuple<gathered_t<R>...>{task_access::finish(tasks, 0, results[I])...};
+}
+
+/* spindle_gather over handles; on a failure, rethrows the failed task's own
+ * exception (the first done task that failed with that status). */
+template <class Each> void gather_handles(std::vector<spindle_task *> &handles, std::vector<void *> &results,
+                                          Each &&rethrow_failed) {
+    ensure_not_in_handler();
+    int rc = spindle_gather(handles.data(), handles.size(), results.data(), nullptr);
+    if (rc == 0)
+        return;
+    if (rc != SPINDLE_ECANCELED) {
+        for (std::size_t i = 0; i < handles.size(); i++) {
+            void *out = nullptr;
+            if (spindle_task_result(handles[i], &out) == rc)
+                rethrow_failed(i, rc); // throws
+        }
+    }
+    throw_status(rc);
+}
+#endif
 } // namespace detail
 
-/* Waits for every task, in order, and returns their results (asyncio.gather):
- * a tuple for a list of tasks, a vector for a vector of tasks. The first
- * failure is rethrown at once, the other tasks keep running. If this call
- * throws `cancelled`, the tasks not done yet are cancelled (as when a
- * gather is cancelled; unlike asyncio, also when the cancelled one is a
- * child). */
+/* Waits for every task and returns their results (asyncio.gather): a tuple
+ * for a list of tasks, a vector for a vector of tasks. The first failure is
+ * rethrown as it happens (the task's own exception object for a C++ task),
+ * the other tasks keep running; if the caller is cancelled, every
+ * unfinished task is cancelled and `cancelled` is thrown. */
 template <class... R> std::tuple<gathered_t<R>...> gather(task<R> &...tasks) {
+#ifdef SPINDLE_ALL_COMPLETED
+    std::vector<spindle_task *> handles{detail::task_access::handle(tasks)...};
+    std::vector<void *> results(sizeof...(R), nullptr);
+    detail::gather_handles(handles, results, [&](std::size_t failed, int rc) {
+        std::size_t i = 0;
+        ((i++ == failed ? detail::task_access::rethrow(tasks, rc) : void()), ...);
+    });
+    return detail::gathered(results, std::index_sequence_for<R...>{}, tasks...);
+#else
+    // Without spindle_gather (older spindle.h): join in order.
     std::tuple<std::optional<gathered_t<R>>...> values;
     std::exception_ptr failure;
     bool was_cancelled = false;
@@ -646,11 +705,24 @@ template <class... R> std::tuple<gathered_t<R>...> gather(task<R> &...tasks) {
     }
     return std::apply([](auto &...slots) { return std::tuple<gathered_t<R>...>(std::move(*slots)...); },
                       values);
+#endif
 }
 
 template <class R> std::vector<gathered_t<R>> gather(std::vector<task<R>> &tasks) {
     std::vector<gathered_t<R>> values;
     values.reserve(tasks.size());
+#ifdef SPINDLE_ALL_COMPLETED
+    std::vector<spindle_task *> handles;
+    handles.reserve(tasks.size());
+    for (auto &t : tasks)
+        handles.push_back(detail::task_access::handle(t));
+    std::vector<void *> results(tasks.size(), nullptr);
+    detail::gather_handles(handles, results, [&](std::size_t failed, int rc) {
+        detail::task_access::rethrow(tasks[failed], rc);
+    });
+    for (std::size_t i = 0; i < tasks.size(); i++)
+        values.push_back(detail::task_access::finish(tasks[i], 0, results[i]));
+#else
     for (auto &t : tasks) {
         auto r = attempt([&] { return detail::join_value(t); });
         if (!r.ok()) {
@@ -661,8 +733,95 @@ template <class R> std::vector<gathered_t<R>> gather(std::vector<task<R>> &tasks
         }
         values.push_back(r.get());
     }
+#endif
     return values;
 }
+
+#ifdef SPINDLE_ALL_COMPLETED
+// ---------------------------------------------------------------------------
+// wait, as_completed
+
+/* When `wait` returns (asyncio's return_when). */
+enum class return_when : int {
+    all_completed = SPINDLE_ALL_COMPLETED,
+    first_completed = SPINDLE_FIRST_COMPLETED,
+    first_exception = SPINDLE_FIRST_EXCEPTION,
+};
+
+/* The indices of the tasks `wait` found done and still pending. */
+struct wait_result {
+    std::vector<std::size_t> done;
+    std::vector<std::size_t> pending;
+};
+
+/* Waits until `when` holds or `seconds` pass (negative: no limit), like
+ * asyncio.wait; cancels nothing. Read the outcomes with `result()`. */
+template <class R>
+wait_result wait(std::vector<task<R>> &tasks, return_when when = return_when::all_completed,
+                 double seconds = -1.0) {
+    detail::ensure_not_in_handler();
+    std::vector<spindle_task *> handles;
+    handles.reserve(tasks.size());
+    for (auto &t : tasks)
+        handles.push_back(detail::task_access::handle(t));
+    std::vector<int> done(tasks.size(), 0);
+    check(spindle_wait(handles.data(), handles.size(), static_cast<int>(when), seconds, done.data(), nullptr));
+    wait_result out;
+    for (std::size_t i = 0; i < done.size(); i++)
+        (done[i] ? out.done : out.pending).push_back(i);
+    return out;
+}
+
+/* The tasks in the order they finish (asyncio.as_completed):
+ *
+ *     spindle::as_completed next_done(tasks, 5.0);
+ *     while (auto *t = next_done.next())   // nullptr when all came out
+ *         use(t->result());
+ *
+ * `next()` throws `timed_out` for each task not done at the limit. */
+template <class R> class as_completed {
+  public:
+    explicit as_completed(std::vector<task<R>> &tasks, double seconds = -1.0) : tasks_(&tasks) {
+        std::vector<spindle_task *> handles;
+        handles.reserve(tasks.size());
+        for (auto &t : tasks) {
+            handles.push_back(detail::task_access::handle(t));
+            ids_.push_back(t.id());
+        }
+        check(spindle_as_completed_new(handles.data(), handles.size(), seconds, &it_));
+    }
+    as_completed(const as_completed &) = delete;
+    as_completed &operator=(const as_completed &) = delete;
+    ~as_completed() {
+        if (it_ != nullptr)
+            spindle_as_completed_free(it_);
+    }
+
+    /* The next task to finish (a task of the vector), or nullptr once all
+     * came out. */
+    task<R> *next() {
+        detail::ensure_not_in_handler();
+        spindle_task *handle = nullptr;
+        int rc = spindle_as_completed_next(it_, &handle);
+        if (rc == SPINDLE_EEMPTY)
+            return nullptr;
+        check(rc);
+        std::uint64_t id = 0;
+        rc = spindle_task_id(handle, &id);
+        spindle_task_free(handle);
+        check(rc);
+        for (std::size_t i = 0; i < ids_.size(); i++)
+            if (ids_[i] == id)
+                return &(*tasks_)[i];
+        throw error(SPINDLE_ESTATE);
+    }
+
+  private:
+    std::vector<task<R>> *tasks_;
+    std::vector<std::uint64_t> ids_;
+    spindle_as_completed *it_ = nullptr;
+};
+#endif // SPINDLE_ALL_COMPLETED
 
 // ---------------------------------------------------------------------------
 // Timeout scopes
@@ -870,6 +1029,362 @@ template <class F> auto task_group(F &&body) {
         r.rethrow();
     return r.get();
 }
+
+#ifdef SPINDLE_QUEUE_FIFO
+// ---------------------------------------------------------------------------
+// Synchronization primitives and queues (asyncio's), for spindle.h versions
+// that have them. Each is an RAII handle, move-only; freeing one that tasks
+// still wait on is refused by the library (the handle then leaks rather
+// than dangle), so end the waits first. `spindle::hold` holds a semaphore,
+// a lock or a condition's lock for a scope (async with lock:).
+
+namespace detail {
+/* A move-only owner of a C handle freed by `Free`. */
+template <class T, int (*Free)(T *)> class handle {
+  public:
+    handle() noexcept = default;
+    handle(handle &&other) noexcept : h_(std::exchange(other.h_, nullptr)) {}
+    handle &operator=(handle &&other) noexcept {
+        if (this != &other) {
+            reset();
+            h_ = std::exchange(other.h_, nullptr);
+        }
+        return *this;
+    }
+    handle(const handle &) = delete;
+    handle &operator=(const handle &) = delete;
+    ~handle() { reset(); }
+
+    T *native_handle() const noexcept { return h_; }
+
+  protected:
+    T *h_ = nullptr;
+
+  private:
+    void reset() noexcept {
+        if (h_ != nullptr)
+            Free(std::exchange(h_, nullptr));
+    }
+};
+
+} // namespace detail
+
+/* asyncio.Semaphore(value); `bounded_semaphore` refuses a release beyond
+ * the initial value (error SPINDLE_ESTATE). */
+class semaphore : public detail::handle<spindle_sem, spindle_sem_free> {
+  public:
+    explicit semaphore(std::int64_t value = 1) { check(spindle_sem_new(value, &h_)); }
+
+    /* Takes a permit, waiting while there is none; throws `cancelled` with
+     * no permit taken. */
+    void acquire() {
+        detail::blocking([&] { return spindle_sem_acquire(h_); });
+    }
+    /* Takes a permit only if one is free and nobody waits. */
+    bool try_acquire() {
+        int acquired = 0;
+        check(spindle_sem_try_acquire(h_, &acquired));
+        return acquired != 0;
+    }
+    void release() { check(spindle_sem_release(h_)); }
+    bool locked() const {
+        int v = 0;
+        check(spindle_sem_locked(h_, &v));
+        return v != 0;
+    }
+    std::size_t value() const {
+        std::size_t v = 0;
+        check(spindle_sem_value(h_, &v));
+        return v;
+    }
+
+  protected:
+    struct bounded_tag {};
+    semaphore(bounded_tag, std::int64_t value) { check(spindle_bounded_sem_new(value, &h_)); }
+};
+
+class bounded_semaphore : public semaphore {
+  public:
+    explicit bounded_semaphore(std::int64_t value = 1) : semaphore(bounded_tag{}, value) {}
+};
+
+/* asyncio.Lock: not reentrant; any task may release it. */
+class lock : public detail::handle<spindle_lock, spindle_lock_free> {
+  public:
+    lock() { check(spindle_lock_new(&h_)); }
+
+    /* Takes the lock, waiting while another task holds it; throws
+     * `cancelled` without the lock. */
+    void acquire() {
+        detail::blocking([&] { return spindle_lock_acquire(h_); });
+    }
+    void release() { check(spindle_lock_release(h_)); }
+    bool locked() const {
+        int v = 0;
+        check(spindle_lock_locked(h_, &v));
+        return v != 0;
+    }
+};
+
+/* asyncio.Event. */
+class event : public detail::handle<spindle_event, spindle_event_free> {
+  public:
+    event() { check(spindle_event_new(&h_)); }
+
+    void set() { check(spindle_event_set(h_)); }
+    void clear() { check(spindle_event_clear(h_)); }
+    bool is_set() const {
+        int v = 0;
+        check(spindle_event_is_set(h_, &v));
+        return v != 0;
+    }
+    /* Waits until the flag is set; throws `cancelled`. */
+    void wait() {
+        detail::blocking([&] { return spindle_event_wait(h_); });
+    }
+};
+
+/* asyncio.Condition, over a `lock` (shared) or a lock of its own. */
+class condition : public detail::handle<spindle_cond, spindle_cond_free> {
+  public:
+    condition() { check(spindle_cond_new(nullptr, &h_)); }
+    explicit condition(const spindle::lock &shared) { check(spindle_cond_new(shared.native_handle(), &h_)); }
+
+    void acquire() {
+        detail::blocking([&] { return spindle_cond_acquire(h_); });
+    }
+    void release() { check(spindle_cond_release(h_)); }
+    bool locked() const {
+        int v = 0;
+        check(spindle_cond_locked(h_, &v));
+        return v != 0;
+    }
+    /* Releases the lock, waits for a notify, takes the lock again (also
+     * when it throws `cancelled`). Call with the lock held; may wake
+     * without a notify: loop, or use wait(predicate). */
+    void wait() {
+        detail::blocking([&] { return spindle_cond_wait(h_); });
+    }
+    template <class Predicate> void wait(Predicate ready) {
+        while (!ready())
+            wait();
+    }
+    void notify(std::size_t n = 1) { check(spindle_cond_notify(h_, n)); }
+    void notify_all() { check(spindle_cond_notify_all(h_)); }
+};
+
+/* asyncio.Barrier(parties). */
+class barrier : public detail::handle<spindle_barrier, spindle_barrier_free> {
+  public:
+    explicit barrier(std::size_t parties) { check(spindle_barrier_new(parties, &h_)); }
+
+    /* Waits for the other parties; returns this task's index. Throws
+     * error(SPINDLE_ESHUTDOWN) if the barrier is broken or reset, and
+     * `cancelled`. */
+    std::size_t wait() {
+        std::size_t index = 0;
+        detail::blocking([&] { return spindle_barrier_wait(h_, &index); });
+        return index;
+    }
+    void reset() { check(spindle_barrier_reset(h_)); }
+    void abort() { check(spindle_barrier_abort(h_)); }
+    bool broken() const {
+        int v = 0;
+        check(spindle_barrier_broken(h_, &v));
+        return v != 0;
+    }
+};
+
+/* Holds `l` (a semaphore, lock or condition) for a scope: acquire() in the
+ * constructor (it may throw `cancelled`, and then holds nothing), release()
+ * in the destructor, which never blocks (async with lock:).
+ *
+ *     spindle::hold held(mu);
+ */
+template <class Lockable> class hold {
+  public:
+    explicit hold(Lockable &l) : l_(&l) { l.acquire(); }
+    hold(const hold &) = delete;
+    hold &operator=(const hold &) = delete;
+    ~hold() {
+        try {
+            l_->release();
+        } catch (...) {
+            // Released by someone else meanwhile (asyncio allows it): nothing
+            // to give back.
+        }
+    }
+
+  private:
+    Lockable *l_;
+};
+
+/* The kinds of queue. */
+enum class queue_kind : int {
+    fifo = SPINDLE_QUEUE_FIFO,
+    lifo = SPINDLE_QUEUE_LIFO,
+    priority = SPINDLE_QUEUE_PRIORITY,
+};
+
+/* asyncio.Queue / LifoQueue / PriorityQueue of `T *` (the queue holds
+ * pointers, not objects: the caller owns what they point to, e.g. through
+ * std::unique_ptr::release() on put and a new unique_ptr on get). */
+template <class T = void> class queue : public detail::handle<spindle_queue, spindle_queue_free> {
+  public:
+    explicit queue(std::size_t maxsize = 0, queue_kind kind = queue_kind::fifo) {
+        check(spindle_queue_new(static_cast<int>(kind), maxsize, &h_));
+    }
+
+    /* Puts `item`, waiting while the queue is full. Throws `cancelled` (not
+     * put), error(SPINDLE_ESHUTDOWN). */
+    void put(T *item) {
+        detail::blocking([&] { return spindle_queue_put(h_, to_c(item)); });
+    }
+    /* For a priority queue: the lowest priority comes out first. */
+    void put(std::int64_t priority, T *item) {
+        detail::blocking([&] { return spindle_queue_put_priority(h_, priority, to_c(item)); });
+    }
+    /* Puts without waiting: false if the queue is full. */
+    bool try_put(T *item) { return nowait(spindle_queue_put_nowait(h_, to_c(item)), SPINDLE_EFULL); }
+    bool try_put(std::int64_t priority, T *item) {
+        return nowait(spindle_queue_put_priority_nowait(h_, priority, to_c(item)), SPINDLE_EFULL);
+    }
+    /* Takes the next item, waiting while the queue is empty. Throws
+     * `cancelled` (nothing taken), error(SPINDLE_ESHUTDOWN) once shut down
+     * and drained. */
+    T *get() {
+        void *item = nullptr;
+        detail::blocking([&] { return spindle_queue_get(h_, &item); });
+        return static_cast<T *>(item);
+    }
+    /* Takes the next item without waiting: nullopt if the queue is empty. */
+    std::optional<T *> try_get() {
+        void *item = nullptr;
+        if (!nowait(spindle_queue_get_nowait(h_, &item), SPINDLE_EEMPTY))
+            return std::nullopt;
+        return static_cast<T *>(item);
+    }
+    void task_done() { check(spindle_queue_task_done(h_)); }
+    /* Waits until every item put was marked done. */
+    void join() {
+        detail::blocking([&] { return spindle_queue_join(h_); });
+    }
+    std::size_t size() const {
+        std::size_t v = 0;
+        check(spindle_queue_size(h_, &v));
+        return v;
+    }
+    std::size_t maxsize() const {
+        std::size_t v = 0;
+        check(spindle_queue_maxsize(h_, &v));
+        return v;
+    }
+    /* asyncio's shutdown(immediate): items left are dropped (not freed) if
+     * `immediate`. */
+    void shutdown(bool immediate = false) { check(spindle_queue_shutdown(h_, immediate ? 1 : 0)); }
+
+  private:
+    static void *to_c(T *item) noexcept { return const_cast<void *>(static_cast<const void *>(item)); }
+    static bool nowait(int rc, int no) {
+        if (rc == no)
+            return false;
+        check(rc);
+        return true;
+    }
+};
+#endif // SPINDLE_QUEUE_FIFO
+
+#ifdef SPINDLE_READABLE
+// ---------------------------------------------------------------------------
+// I/O readiness and blocking work
+
+/* What fd_wait waits for and reports (poll(2)-like flags). */
+enum : int {
+    readable = SPINDLE_READABLE,
+    writable = SPINDLE_WRITABLE,
+    hangup = SPINDLE_HANGUP,
+    fd_error = SPINDLE_FD_ERROR,
+};
+
+/* Waits until `fd` is ready for `events` (readable | writable); returns what
+ * is ready. Throws `timed_out` after `seconds` (negative: no limit),
+ * `cancelled`. */
+inline int fd_wait(int fd, int events, double seconds = -1.0) {
+    int revents = 0;
+    detail::blocking([&] { return spindle_fd_wait(fd, events, seconds, &revents); });
+    return revents;
+}
+
+namespace detail {
+/* The shared block of a to_thread call: the caller's reference and the
+ * thread's. `phase` decides who runs: the thread (pending -> running) or
+ * nobody, once the caller gave up after a cancellation (pending ->
+ * abandoned). */
+template <class F, class R> struct thread_call {
+    enum : int { pending, running, abandoned };
+    std::atomic<int> refs{2};
+    std::atomic<int> phase{pending};
+    std::optional<F> fn;
+    std::optional<std::conditional_t<std::is_void_v<R>, std::monostate, R>> value;
+    std::exception_ptr exception;
+
+    template <class G> explicit thread_call(G &&g) : fn(std::in_place, std::forward<G>(g)) {}
+    void release() noexcept {
+        if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1)
+            delete this;
+    }
+
+    /* Runs on a blocking thread; nothing escapes it. */
+    static void *trampoline(void *arg) noexcept {
+        auto *self = static_cast<thread_call *>(arg);
+        int expected = pending;
+        if (self->phase.compare_exchange_strong(expected, running, std::memory_order_acq_rel)) {
+            try {
+                if constexpr (std::is_void_v<R>) {
+                    (*self->fn)();
+                    self->value.emplace();
+                } else {
+                    self->value.emplace((*self->fn)());
+                }
+            } catch (...) {
+                self->exception = std::current_exception();
+            }
+            self->fn.reset();
+        }
+        self->release();
+        return nullptr;
+    }
+};
+} // namespace detail
+
+/* Runs `f()` on the runtime's blocking pool and waits for it
+ * (asyncio.to_thread): for anything that blocks the thread (file I/O, a
+ * blocking library, a std::mutex). Returns its value or rethrows its
+ * exception. Throws `cancelled` at once if the caller is cancelled: a call
+ * not started never starts, one running runs on (its result is dropped). */
+template <class F> auto to_thread(F &&f) {
+    using R = std::invoke_result_t<std::decay_t<F> &>;
+    using call = detail::thread_call<std::decay_t<F>, R>;
+    detail::ensure_not_in_handler();
+    auto *c = new call(std::forward<F>(f));
+    struct holder {
+        call *c;
+        ~holder() { c->release(); }
+    } hold{c};
+    int rc = spindle_to_thread(&call::trampoline, static_cast<void *>(c), nullptr);
+    if (rc != 0) {
+        int expected = call::pending;
+        if (c->phase.compare_exchange_strong(expected, call::abandoned, std::memory_order_acq_rel) &&
+            rc != SPINDLE_ECANCELED)
+            c->release(); // refused before it could start: it never will
+        throw_status(rc);
+    }
+    if (c->exception)
+        std::rethrow_exception(c->exception);
+    if constexpr (!std::is_void_v<R>)
+        return R(std::move(*c->value));
+}
+#endif // SPINDLE_READABLE
 
 // ---------------------------------------------------------------------------
 // Runtime

@@ -556,6 +556,7 @@ template <class R> task<R> adopt(spindle_task *handle, state_base *state) noexce
 template <class F, class CSpawn> auto spawn_with(F &&f, CSpawn &&c_spawn) {
     using R = result_of_t<F>;
     static_assert(std::is_invocable_v<std::decay_t<F> &>, "a task is a callable taking no arguments");
+    static_assert(!std::is_reference_v<R>, "a task returns a value, a pointer or void, not a reference");
     using state = task_state<std::decay_t<F>, R>;
     auto *s = new state(std::forward<F>(f));
     spindle_task *handle = nullptr;
@@ -1364,6 +1365,7 @@ template <class F, class R> struct thread_call {
  * not started never starts, one running runs on (its result is dropped). */
 template <class F> auto to_thread(F &&f) {
     using R = std::invoke_result_t<std::decay_t<F> &>;
+    static_assert(!std::is_reference_v<R>, "to_thread returns a value, a pointer or void, not a reference");
     using call = detail::thread_call<std::decay_t<F>, R>;
     detail::ensure_not_in_handler();
     auto *c = new call(std::forward<F>(f));
@@ -1411,6 +1413,7 @@ namespace detail {
 /* Runs `f` as the main task of `rt` and returns its result. */
 template <class F> auto run_on(spindle_runtime *rt, F &&f) {
     using R = result_of_t<F>;
+    static_assert(!std::is_reference_v<R>, "a task returns a value, a pointer or void, not a reference");
     using state = task_state<std::decay_t<F>, R>;
     auto *s = new state(std::forward<F>(f));
     struct holder { // the caller's reference

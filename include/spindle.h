@@ -102,9 +102,88 @@
 #define SPINDLE_EFAILED -15
 
 /**
+ * `spindle_wait` returns when every task is done (asyncio's
+ * `ALL_COMPLETED`).
+ */
+#define SPINDLE_ALL_COMPLETED 0
+
+/**
+ * `spindle_wait` returns as soon as any task is done (asyncio's
+ * `FIRST_COMPLETED`).
+ */
+#define SPINDLE_FIRST_COMPLETED 1
+
+/**
+ * `spindle_wait` returns as soon as any task fails, or when all are done
+ * if none fails (asyncio's `FIRST_EXCEPTION`); a cancelled task is not a
+ * failure.
+ */
+#define SPINDLE_FIRST_EXCEPTION 2
+
+/**
+ * `spindle_fd_wait` event: the descriptor can be read without blocking
+ * (data, end of stream, or an error to report).
+ */
+#define SPINDLE_READABLE 1
+
+/**
+ * `spindle_fd_wait` event: the descriptor can be written without blocking
+ * (room, or an error to report).
+ */
+#define SPINDLE_WRITABLE 2
+
+/**
+ * `spindle_fd_wait` result flag: the peer hung up (poll's `POLLHUP`).
+ */
+#define SPINDLE_HANGUP 4
+
+/**
+ * `spindle_fd_wait` result flag: an error is pending on the descriptor
+ * (poll's `POLLERR`).
+ */
+#define SPINDLE_FD_ERROR 8
+
+/**
+ * A first-in, first-out queue (asyncio's `Queue`).
+ */
+#define SPINDLE_QUEUE_FIFO 0
+
+/**
+ * A last-in, first-out queue (asyncio's `LifoQueue`).
+ */
+#define SPINDLE_QUEUE_LIFO 1
+
+/**
+ * A priority queue (asyncio's `PriorityQueue`): lowest priority first,
+ * first in first out among equal priorities.
+ */
+#define SPINDLE_QUEUE_PRIORITY 2
+
+/**
  * The default usable size of a C task's stack.
  */
 #define SPINDLE_DEFAULT_STACK_SIZE (256 * 1024)
+
+/**
+ * An iteration over tasks in the order they finish (asyncio's
+ * `as_completed`).
+ */
+typedef struct spindle_as_completed spindle_as_completed;
+
+/**
+ * A barrier for a fixed number of tasks (asyncio's `Barrier`).
+ */
+typedef struct spindle_barrier spindle_barrier;
+
+/**
+ * A condition variable over a lock (asyncio's `Condition`).
+ */
+typedef struct spindle_cond spindle_cond;
+
+/**
+ * An event (asyncio's `Event`): a flag tasks wait for.
+ */
+typedef struct spindle_event spindle_event;
 
 /**
  * A task group (asyncio's `TaskGroup`).
@@ -112,9 +191,25 @@
 typedef struct spindle_group spindle_group;
 
 /**
+ * A lock (asyncio's `Lock`): not reentrant, served first come, first
+ * served.
+ */
+typedef struct spindle_lock spindle_lock;
+
+/**
+ * A queue of `void *` items.
+ */
+typedef struct spindle_queue spindle_queue;
+
+/**
  * A runtime: worker threads, the I/O driver, timers, fiber stacks.
  */
 typedef struct spindle_runtime spindle_runtime;
+
+/**
+ * A semaphore (asyncio's `Semaphore` or `BoundedSemaphore`).
+ */
+typedef struct spindle_sem spindle_sem;
 
 /**
  * A handle to a task. Freeing it detaches the task, which keeps running.
@@ -125,6 +220,13 @@ typedef struct spindle_task spindle_task;
  * A timeout scope (asyncio's `asyncio.timeout`).
  */
 typedef struct spindle_timeout spindle_timeout;
+
+/**
+ * A function run on the blocking pool by `spindle_to_thread`: gets its
+ * `arg`, returns the result. It runs on an ordinary thread, where it may
+ * block (read a file, call a blocking library) and use thread-locals.
+ */
+typedef void *(*spindle_thread_fn)(void *arg);
 
 /**
  * Settings for `spindle_runtime_new`. Fill it with `spindle_options_init`
@@ -187,6 +289,267 @@ const char *spindle_strerror(int code);
  * The library's version, `"major.minor.patch"`.
  */
 const char *spindle_version(void);
+
+/**
+ * Waits for every task and collects their results (asyncio's `gather`).
+ * The caller must be a C task.
+ *
+ * With `codes` NULL (asyncio's default): returns 0 and stores each task's
+ * result in `results[i]` (if `results` is not NULL) once all succeeded, or
+ * returns the first failure as it happens — a task's own code,
+ * `SPINDLE_ECANCELED` for a cancelled task, ... — leaving the other tasks
+ * running. With `codes` not NULL (asyncio's `return_exceptions=True`):
+ * waits for all of them, stores each task's status in `codes[i]` and, if
+ * `results` is not NULL, its result (NULL for a failure) in `results[i]`,
+ * and returns 0.
+ *
+ * A cancellation of the caller cancels every unfinished task (as asyncio
+ * does) and returns `SPINDLE_ECANCELED` once they have ended (without
+ * `codes`, as soon as one ends cancelled); the arrays are then not
+ * filled. A gather of nothing (`n` = 0) returns 0.
+ *
+ * # Safety
+ * `tasks` is valid for reading `n` live handles (may be NULL if `n` is 0);
+ * `results` and `codes` are NULL or valid for writing `n` entries.
+ */
+int spindle_gather(struct spindle_task *const *tasks, size_t n, void **results, int *codes);
+
+/**
+ * Waits until `return_when` holds (`SPINDLE_FIRST_COMPLETED`,
+ * `SPINDLE_FIRST_EXCEPTION` or `SPINDLE_ALL_COMPLETED`) or `seconds` pass
+ * (negative: no limit), like asyncio's `wait`. The caller must be a C
+ * task. Returns 0, sets `done[i]` (if `done` is not NULL) to 1 for each
+ * task that is done and 0 for the others, and stores the number of 1s in
+ * `*done_count` (if not NULL): after a timeout it may be smaller than
+ * asked, even 0. Nothing is cancelled, not at the timeout either; read
+ * the outcomes with `spindle_task_result`.
+ *
+ * `SPINDLE_EINVAL` for another `return_when` or an empty set of tasks
+ * (`n` = 0), as asyncio's `ValueError`. A cancellation point:
+ * `SPINDLE_ECANCELED` (the tasks keep running).
+ *
+ * # Safety
+ * `tasks` is valid for reading `n` live handles; `done` is NULL or valid
+ * for writing `n` ints; `done_count` NULL or valid for writes.
+ */
+int spindle_wait(struct spindle_task *const *tasks, size_t n, int return_when, double seconds, int *done, size_t *done_count);
+
+/**
+ * Starts iterating over `tasks` in the order they finish (asyncio's
+ * `as_completed(tasks, timeout)`): call `spindle_as_completed_next` until
+ * it returns `SPINDLE_EEMPTY`. A task given twice comes out once. With
+ * `seconds` (negative: no limit), counted from this call, every task not
+ * done by then comes out as a `SPINDLE_ETIMEDOUT` from `next`; nothing is
+ * cancelled. Callable from any thread; free it with
+ * `spindle_as_completed_free`.
+ *
+ * # Safety
+ * `tasks` is valid for reading `n` live handles (may be NULL if `n` is 0);
+ * `out` is valid for writes.
+ */
+int spindle_as_completed_new(struct spindle_task *const *tasks, size_t n, double seconds, struct spindle_as_completed **out);
+
+/**
+ * Waits for the next task to finish and stores a new handle to it in
+ * `*out` (free it with `spindle_task_free`; `out` may be NULL to skip
+ * it). Returns `SPINDLE_EEMPTY` once every task has come out;
+ * `SPINDLE_ETIMEDOUT` for each task not done at the time limit, after the
+ * ones that were. A cancellation point: `SPINDLE_ECANCELED`, and the
+ * iteration goes on. `SPINDLE_EBUSY` if another task is in `next` on the
+ * same iteration.
+ *
+ * # Safety
+ * `iteration` is NULL or live; `out` NULL or valid for writes.
+ */
+int spindle_as_completed_next(struct spindle_as_completed *iteration, struct spindle_task **out);
+
+/**
+ * Frees an iteration (the tasks keep running). `SPINDLE_EBUSY` (nothing
+ * freed) while a task is in `spindle_as_completed_next` on it.
+ *
+ * # Safety
+ * `iteration` is NULL or live, not used after a successful free.
+ */
+int spindle_as_completed_free(struct spindle_as_completed *iteration);
+
+/**
+ * Waits until `fd` is ready for `events` (`SPINDLE_READABLE`,
+ * `SPINDLE_WRITABLE` or both) or `seconds` pass (negative: no limit; 0
+ * checks once). Call from a C task; the descriptor may be blocking or not,
+ * but use a non-blocking one to be sure an operation will not block the
+ * worker after a wait.
+ *
+ * Returns 0 and stores in `*revents` (if not NULL) what is ready, as
+ * `poll(2)` says: `SPINDLE_READABLE` / `SPINDLE_WRITABLE` from `events`,
+ * plus `SPINDLE_HANGUP` and `SPINDLE_FD_ERROR` (which also count as
+ * readable and writable: the operation reports them without blocking).
+ * `SPINDLE_ETIMEDOUT` at the limit; `SPINDLE_EINVAL` for a negative `fd`
+ * or bad `events`; `SPINDLE_EIO` for a descriptor that cannot be watched
+ * (not open, a regular file). A cancellation point: `SPINDLE_ECANCELED`.
+ * Several tasks may wait on the same descriptor at once.
+ *
+ * The descriptor is registered with the runtime for the wait only, and is
+ * never closed by it.
+ *
+ * # Safety
+ * `revents` is NULL or valid for writes; `fd` is not closed during the
+ * wait.
+ */
+int spindle_fd_wait(int fd, int events, double seconds, int *revents);
+
+/**
+ * Runs `func(arg)` on the runtime's blocking pool and waits for it
+ * (asyncio's `to_thread`), storing what it returns in `*result` (if not
+ * NULL). Call from a C task; use it for anything that blocks (file I/O, a
+ * blocking library call, a pthread mutex), which must not run in a task.
+ *
+ * A cancellation point: `SPINDLE_ECANCELED` at once; a function not
+ * started yet never starts, one already running runs to its end (a thread
+ * cannot be interrupted) and what it returns is lost — so have it hand
+ * anything it allocates over through `arg`. `SPINDLE_ERUNTIME` if the
+ * pool cannot run it. A C++ exception must not leave `func`: the process
+ * aborts.
+ *
+ * # Safety
+ * `func` is a valid function and `arg` what it expects, usable from
+ * another thread until it returns (also after a cancellation); `result`
+ * is NULL or valid for writes.
+ */
+int spindle_to_thread(spindle_thread_fn func, void *arg, void **result);
+
+/**
+ * Creates a queue of `kind` (`SPINDLE_QUEUE_FIFO`, `SPINDLE_QUEUE_LIFO` or
+ * `SPINDLE_QUEUE_PRIORITY`) holding at most `maxsize` items, 0 meaning
+ * unbounded. `SPINDLE_EINVAL` for another kind. Free it with
+ * `spindle_queue_free`.
+ *
+ * # Safety
+ * `out` is valid for writes.
+ */
+int spindle_queue_new(int kind, size_t maxsize, struct spindle_queue **out);
+
+/**
+ * Puts `item` at the end of the queue, waiting while it is full (asyncio's
+ * `await queue.put(item)`); on a priority queue its priority is 0.
+ * `SPINDLE_ESHUTDOWN` once the queue is shut down (also while waiting). A
+ * cancellation point: `SPINDLE_ECANCELED` with nothing put.
+ *
+ * # Safety
+ * `queue` is NULL or a live queue.
+ */
+int spindle_queue_put(struct spindle_queue *queue, void *item);
+
+/**
+ * Puts `item` with `priority` in a priority queue, waiting while it is
+ * full: `spindle_queue_get` returns the lowest priority first, and items
+ * of equal priority in the order they were put. `SPINDLE_EINVAL` on a
+ * queue of another kind. Otherwise as `spindle_queue_put`.
+ *
+ * # Safety
+ * `queue` is NULL or a live queue.
+ */
+int spindle_queue_put_priority(struct spindle_queue *queue, int64_t priority, void *item);
+
+/**
+ * Puts `item` if there is room, without waiting (asyncio's
+ * `put_nowait`): `SPINDLE_EFULL` if the queue is full, `SPINDLE_ESHUTDOWN`
+ * once it is shut down. On a priority queue its priority is 0. Callable
+ * from any thread.
+ *
+ * # Safety
+ * `queue` is NULL or a live queue.
+ */
+int spindle_queue_put_nowait(struct spindle_queue *queue, void *item);
+
+/**
+ * `spindle_queue_put_nowait` with a priority, for a priority queue
+ * (`SPINDLE_EINVAL` on another kind).
+ *
+ * # Safety
+ * `queue` is NULL or a live queue.
+ */
+int spindle_queue_put_priority_nowait(struct spindle_queue *queue, int64_t priority, void *item);
+
+/**
+ * Takes the next item into `*item`, waiting while the queue is empty
+ * (asyncio's `await queue.get()`). After a shutdown it returns the items
+ * left, then `SPINDLE_ESHUTDOWN` (at once after an immediate shutdown). A
+ * cancellation point: `SPINDLE_ECANCELED` with no item taken.
+ *
+ * # Safety
+ * `queue` is NULL or a live queue; `item` valid for writes.
+ */
+int spindle_queue_get(struct spindle_queue *queue, void **item);
+
+/**
+ * Takes the next item into `*item` if there is one, without waiting
+ * (asyncio's `get_nowait`): `SPINDLE_EEMPTY` if the queue is empty,
+ * `SPINDLE_ESHUTDOWN` if it is also shut down. Callable from any thread.
+ *
+ * # Safety
+ * `queue` is NULL or a live queue; `item` valid for writes.
+ */
+int spindle_queue_get_nowait(struct spindle_queue *queue, void **item);
+
+/**
+ * Marks one item taken from the queue as processed (asyncio's
+ * `task_done()`). `SPINDLE_ESTATE` if called more often than items were
+ * put. Callable from any thread.
+ *
+ * # Safety
+ * `queue` is NULL or a live queue.
+ */
+int spindle_queue_task_done(struct spindle_queue *queue);
+
+/**
+ * Waits until every item put was marked done with
+ * `spindle_queue_task_done` (asyncio's `await queue.join()`); returns at
+ * once if none is pending. A cancellation point.
+ *
+ * # Safety
+ * `queue` is NULL or a live queue.
+ */
+int spindle_queue_join(struct spindle_queue *queue);
+
+/**
+ * Stores the number of items in the queue in `*size` (asyncio's
+ * `qsize()`).
+ *
+ * # Safety
+ * `queue` is NULL or a live queue; `size` valid for writes.
+ */
+int spindle_queue_size(const struct spindle_queue *queue, size_t *size);
+
+/**
+ * Stores the most items the queue holds in `*maxsize` (0: unbounded).
+ *
+ * # Safety
+ * `queue` is NULL or a live queue; `maxsize` valid for writes.
+ */
+int spindle_queue_maxsize(const struct spindle_queue *queue, size_t *maxsize);
+
+/**
+ * Shuts the queue down (asyncio's `shutdown(immediate)`): puts fail with
+ * `SPINDLE_ESHUTDOWN`, also those waiting; gets return the items left,
+ * then fail. If `immediate` is non-zero, the items left are discarded (the
+ * pointers are dropped, not freed: C still owns what they point to) and
+ * counted as done, and gets fail at once. Callable from any thread.
+ *
+ * # Safety
+ * `queue` is NULL or a live queue.
+ */
+int spindle_queue_shutdown(struct spindle_queue *queue, int immediate);
+
+/**
+ * Frees a queue. `SPINDLE_EBUSY` (nothing freed) while tasks wait in
+ * `spindle_queue_put`, `spindle_queue_get` or `spindle_queue_join` (an
+ * immediate shutdown releases the waiting puts and gets). The items left
+ * are dropped, not freed.
+ *
+ * # Safety
+ * `queue` is NULL or a live queue, not used after a successful free.
+ */
+int spindle_queue_free(struct spindle_queue *queue);
 
 /**
  * Fills `options` with the defaults and sets its `struct_size`.
@@ -384,6 +747,320 @@ int spindle_wait_for(const struct spindle_task *task, double seconds, void **res
  * `task` is NULL or a live handle; `result` NULL or valid for writes.
  */
 int spindle_shield(const struct spindle_task *task, void **result);
+
+/**
+ * Creates a semaphore with `value` permits (asyncio's `Semaphore(value)`).
+ * Releasing beyond `value` is allowed. `SPINDLE_EINVAL` if `value` is
+ * negative. Free it with `spindle_sem_free`.
+ *
+ * # Safety
+ * `out` is valid for writes.
+ */
+int spindle_sem_new(int64_t value, struct spindle_sem **out);
+
+/**
+ * Creates a bounded semaphore with `value` permits (asyncio's
+ * `BoundedSemaphore(value)`): `spindle_sem_release` beyond `value` fails
+ * with `SPINDLE_ESTATE`. `SPINDLE_EINVAL` if `value` is negative.
+ *
+ * # Safety
+ * `out` is valid for writes.
+ */
+int spindle_bounded_sem_new(int64_t value, struct spindle_sem **out);
+
+/**
+ * Takes a permit, waiting while there is none (asyncio's `await
+ * sem.acquire()`); give it back with `spindle_sem_release`. Waiters are
+ * served first come, first served. A cancellation point:
+ * `SPINDLE_ECANCELED` with no permit taken (none is lost either).
+ *
+ * # Safety
+ * `sem` is NULL or a live semaphore.
+ */
+int spindle_sem_acquire(struct spindle_sem *sem);
+
+/**
+ * Takes a permit if one is free and nobody waits for one, without
+ * waiting: `*acquired` is 1 if it did, else 0. Not a cancellation point;
+ * callable from any thread.
+ *
+ * # Safety
+ * `sem` is NULL or a live semaphore; `acquired` valid for writes.
+ */
+int spindle_sem_try_acquire(struct spindle_sem *sem, int *acquired);
+
+/**
+ * Gives a permit back and wakes the first waiter (asyncio's
+ * `sem.release()`). `SPINDLE_ESTATE` for a bounded semaphore already at
+ * its initial count. Callable from any thread.
+ *
+ * # Safety
+ * `sem` is NULL or a live semaphore.
+ */
+int spindle_sem_release(struct spindle_sem *sem);
+
+/**
+ * Stores 1 in `*locked` if `spindle_sem_acquire` would wait (no permit
+ * free, or tasks wait for one), else 0 (asyncio's `sem.locked()`).
+ *
+ * # Safety
+ * `sem` is NULL or a live semaphore; `locked` valid for writes.
+ */
+int spindle_sem_locked(const struct spindle_sem *sem, int *locked);
+
+/**
+ * Stores the number of free permits in `*value`.
+ *
+ * # Safety
+ * `sem` is NULL or a live semaphore; `value` valid for writes.
+ */
+int spindle_sem_value(const struct spindle_sem *sem, size_t *value);
+
+/**
+ * Frees a semaphore. `SPINDLE_EBUSY` (nothing freed) while tasks wait in
+ * `spindle_sem_acquire`.
+ *
+ * # Safety
+ * `sem` is NULL or a live semaphore, not used after a successful free.
+ */
+int spindle_sem_free(struct spindle_sem *sem);
+
+/**
+ * Creates an unlocked lock. Free it with `spindle_lock_free`.
+ *
+ * # Safety
+ * `out` is valid for writes.
+ */
+int spindle_lock_new(struct spindle_lock **out);
+
+/**
+ * Takes the lock, waiting while another task holds it (asyncio's `await
+ * lock.acquire()`). Not reentrant: a task that takes it twice waits until
+ * cancelled. A cancellation point: `SPINDLE_ECANCELED` without the lock.
+ *
+ * # Safety
+ * `lock` is NULL or a live lock.
+ */
+int spindle_lock_acquire(struct spindle_lock *lock);
+
+/**
+ * Releases the lock and lets the first waiter take it (asyncio's
+ * `lock.release()`). `SPINDLE_ESTATE` if it is not held. Like asyncio's,
+ * any task or thread may release it.
+ *
+ * # Safety
+ * `lock` is NULL or a live lock.
+ */
+int spindle_lock_release(struct spindle_lock *lock);
+
+/**
+ * Stores 1 in `*locked` if the lock is held, else 0.
+ *
+ * # Safety
+ * `lock` is NULL or a live lock; `locked` valid for writes.
+ */
+int spindle_lock_locked(const struct spindle_lock *lock, int *locked);
+
+/**
+ * Frees a lock handle. `SPINDLE_EBUSY` (nothing freed) while tasks wait in
+ * `spindle_lock_acquire`. Conditions made over this lock keep it alive.
+ *
+ * # Safety
+ * `lock` is NULL or a live lock, not used after a successful free.
+ */
+int spindle_lock_free(struct spindle_lock *lock);
+
+/**
+ * Creates an event that is not set. Free it with `spindle_event_free`.
+ *
+ * # Safety
+ * `out` is valid for writes.
+ */
+int spindle_event_new(struct spindle_event **out);
+
+/**
+ * Sets the flag and wakes every waiter (asyncio's `event.set()`).
+ * Callable from any thread.
+ *
+ * # Safety
+ * `event` is NULL or a live event.
+ */
+int spindle_event_set(struct spindle_event *event);
+
+/**
+ * Clears the flag (asyncio's `event.clear()`). Waiters already woken by a
+ * `spindle_event_set` still return. Callable from any thread.
+ *
+ * # Safety
+ * `event` is NULL or a live event.
+ */
+int spindle_event_clear(struct spindle_event *event);
+
+/**
+ * Stores 1 in `*is_set` if the flag is set, else 0.
+ *
+ * # Safety
+ * `event` is NULL or a live event; `is_set` valid for writes.
+ */
+int spindle_event_is_set(const struct spindle_event *event, int *is_set);
+
+/**
+ * Waits until the flag is set (at once if it is; asyncio's `await
+ * event.wait()`). A cancellation point.
+ *
+ * # Safety
+ * `event` is NULL or a live event.
+ */
+int spindle_event_wait(struct spindle_event *event);
+
+/**
+ * Frees an event. `SPINDLE_EBUSY` (nothing freed) while tasks wait in
+ * `spindle_event_wait`.
+ *
+ * # Safety
+ * `event` is NULL or a live event, not used after a successful free.
+ */
+int spindle_event_free(struct spindle_event *event);
+
+/**
+ * Creates a condition over `lock` (shared with the lock's handle and other
+ * conditions), or over a lock of its own if `lock` is NULL (asyncio's
+ * `Condition(lock=None)`). The condition keeps the lock alive: the lock's
+ * handle may be freed first. Free it with `spindle_cond_free`.
+ *
+ * # Safety
+ * `lock` is NULL or a live lock; `out` is valid for writes.
+ */
+int spindle_cond_new(const struct spindle_lock *lock, struct spindle_cond **out);
+
+/**
+ * Takes the condition's lock, waiting while it is held (asyncio's `await
+ * cond.acquire()`). A cancellation point: `SPINDLE_ECANCELED` without the
+ * lock.
+ *
+ * # Safety
+ * `cond` is NULL or a live condition.
+ */
+int spindle_cond_acquire(struct spindle_cond *cond);
+
+/**
+ * Releases the condition's lock (asyncio's `cond.release()`).
+ * `SPINDLE_ESTATE` if it is not held.
+ *
+ * # Safety
+ * `cond` is NULL or a live condition.
+ */
+int spindle_cond_release(struct spindle_cond *cond);
+
+/**
+ * Stores 1 in `*locked` if the condition's lock is held, else 0.
+ *
+ * # Safety
+ * `cond` is NULL or a live condition; `locked` valid for writes.
+ */
+int spindle_cond_locked(const struct spindle_cond *cond, int *locked);
+
+/**
+ * Releases the lock, waits until notified, and takes the lock again before
+ * returning (asyncio's `await cond.wait()`). Call it with the lock held:
+ * `SPINDLE_ESTATE` otherwise. A cancellation point: `SPINDLE_ECANCELED` is
+ * returned once the lock is held again (release it while cleaning up), and
+ * a notification the caller had received goes to the next waiter. Like
+ * asyncio's, a wait may end without a matching notify: check the
+ * condition again in a loop.
+ *
+ * # Safety
+ * `cond` is NULL or a live condition.
+ */
+int spindle_cond_wait(struct spindle_cond *cond);
+
+/**
+ * Wakes the first `n` waiters (asyncio's `cond.notify(n)`); they return
+ * once they take the lock again, after the caller releases it. Call it
+ * with the lock held: `SPINDLE_ESTATE` otherwise.
+ *
+ * # Safety
+ * `cond` is NULL or a live condition.
+ */
+int spindle_cond_notify(struct spindle_cond *cond, size_t n);
+
+/**
+ * Wakes every waiter (asyncio's `cond.notify_all()`). Call it with the
+ * lock held: `SPINDLE_ESTATE` otherwise.
+ *
+ * # Safety
+ * `cond` is NULL or a live condition.
+ */
+int spindle_cond_notify_all(struct spindle_cond *cond);
+
+/**
+ * Frees a condition. `SPINDLE_EBUSY` (nothing freed) while tasks wait in
+ * `spindle_cond_acquire` or `spindle_cond_wait`.
+ *
+ * # Safety
+ * `cond` is NULL or a live condition, not used after a successful free.
+ */
+int spindle_cond_free(struct spindle_cond *cond);
+
+/**
+ * Creates a barrier for `parties` tasks (asyncio's `Barrier(parties)`).
+ * `SPINDLE_EINVAL` if `parties` is 0. Free it with `spindle_barrier_free`.
+ *
+ * # Safety
+ * `out` is valid for writes.
+ */
+int spindle_barrier_new(size_t parties, struct spindle_barrier **out);
+
+/**
+ * Waits until `parties` tasks wait, then lets them all go (asyncio's
+ * `await barrier.wait()`); `*index` (if not NULL) receives this task's
+ * index in `0..parties`, distinct for each. The barrier is then reused.
+ * `SPINDLE_ESHUTDOWN` if the barrier is broken, or is reset or aborted
+ * while waiting. A cancellation point: a cancelled waiter leaves the
+ * barrier.
+ *
+ * # Safety
+ * `barrier` is NULL or a live barrier; `index` NULL or valid for writes.
+ */
+int spindle_barrier_wait(struct spindle_barrier *barrier, size_t *index);
+
+/**
+ * Resets the barrier (asyncio's `barrier.reset()`): the tasks waiting
+ * return `SPINDLE_ESHUTDOWN`; once they have left, the barrier is empty and
+ * usable again (also after `spindle_barrier_abort`).
+ *
+ * # Safety
+ * `barrier` is NULL or a live barrier.
+ */
+int spindle_barrier_reset(struct spindle_barrier *barrier);
+
+/**
+ * Breaks the barrier (asyncio's `barrier.abort()`): the tasks waiting,
+ * and every later `spindle_barrier_wait`, return `SPINDLE_ESHUTDOWN` until
+ * a `spindle_barrier_reset`.
+ *
+ * # Safety
+ * `barrier` is NULL or a live barrier.
+ */
+int spindle_barrier_abort(struct spindle_barrier *barrier);
+
+/**
+ * Stores 1 in `*broken` if the barrier is broken (aborted and not reset
+ * since), else 0.
+ *
+ * # Safety
+ * `barrier` is NULL or a live barrier; `broken` valid for writes.
+ */
+int spindle_barrier_broken(const struct spindle_barrier *barrier, int *broken);
+
+/**
+ * Frees a barrier. `SPINDLE_EBUSY` (nothing freed) while tasks wait in
+ * `spindle_barrier_wait`.
+ *
+ * # Safety
+ * `barrier` is NULL or a live barrier, not used after a successful free.
+ */
+int spindle_barrier_free(struct spindle_barrier *barrier);
 
 /**
  * Spawns `func(arg)` as a C task (asyncio's `create_task`), named `name`

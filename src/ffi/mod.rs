@@ -27,9 +27,13 @@
 #![allow(non_camel_case_types)]
 
 pub(crate) mod fiber;
+mod flow;
+mod io;
+mod queue;
 mod runtime;
 mod scope;
 pub(crate) mod stack;
+mod sync;
 mod task;
 
 use crate::error::{Error, ErrorKind};

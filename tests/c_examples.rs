@@ -318,6 +318,130 @@ fn a_stack_overflow_stops_the_process() {
     );
 }
 
+#[test]
+fn gather_keeps_argument_order_and_return_exceptions() {
+    let output = run_example(
+        "gather",
+        &[
+            "Results: [A: done, B: done, C: done]",
+            "Error: Task 2 failed! (ValueError)",
+            "Task 1: 10",
+            "Task 2: Error - ValueError: Task 2 failed!",
+            "Task 3: 30",
+            "100 pages, in order",
+        ],
+        4,
+    );
+    let timings = timings(&output);
+    // 0.3, 0.1 and 0.2 s together: the longest, not the sum (0.6 s).
+    assert!(timing(&timings, "gather of 0.3, 0.1 and 0.2 s").measured < 0.45);
+    assert!(timing(&timings, "100 pages of 0.1 s").measured < 1.0);
+}
+
+#[test]
+fn wait_first_completed_returns_with_the_fastest() {
+    run_example(
+        "wait_first",
+        &[
+            "1 done, 2 pending",
+            "First result: Data from Server2",
+            "Completed: fast (0.1s)",
+            "Completed: slow (0.3s)",
+            "Done: 3, Pending: 2",
+        ],
+        4,
+    );
+}
+
+#[test]
+fn as_completed_gives_the_fastest_first() {
+    run_example(
+        "as_completed",
+        &[
+            "[1/3] Data from fast.com",
+            "[2/3] Data from medium.com",
+            "[3/3] Data from slow.com",
+            "a task was not done in time",
+        ],
+        2,
+    );
+}
+
+#[test]
+fn semaphore_limits_concurrency() {
+    let output = run_example(
+        "semaphore",
+        &[
+            "Max concurrent tasks: 2 (limit was 2)",
+            "Fetched 10 URLs, at most 3 at once",
+            "release beyond the initial value: invalid state for this operation",
+        ],
+        2,
+    );
+    // Ten 0.1 s fetches three at a time: four rounds, well under ten.
+    let timings = timings(&output);
+    assert!(timing(&timings, "10 fetches of 0.1 s, 3 at a time").measured < 0.75);
+}
+
+#[test]
+fn producer_consumer_processes_every_item() {
+    run_example(
+        "producer_consumer",
+        &[
+            "C1 processed: P1-item-0",
+            "C1 processed: P1-item-4",
+            "processed 5 items",
+            "processed 40 items",
+        ],
+        2,
+    );
+}
+
+#[test]
+fn scraper_stops_at_its_overall_timeout() {
+    run_example(
+        "scraper",
+        &[
+            "the 3 s scope ended: timed out",
+            "Completed: 7/10",
+            "Timed out: 3",
+            "Failed URLs:",
+        ],
+        1,
+    );
+}
+
+#[test]
+fn echo_server_serves_its_clients_concurrently() {
+    run_example(
+        "echo_server",
+        &[
+            "20 clients got their echo; the server served 20 connections",
+            "the log (written through spindle_to_thread) has 20 lines",
+        ],
+        1,
+    );
+}
+
+#[test]
+fn bad_input_to_primitives_gives_clear_codes() {
+    let output = run_example(
+        "bad_input_sync",
+        &[
+            "-- freeing an object while a task waits on it: SPINDLE_EBUSY --",
+            "spindle_queue_free(queue)",
+        ],
+        0,
+    );
+    assert!(!output.contains("WRONG"), "{output}");
+    let checks: usize = output
+        .lines()
+        .find_map(|l| l.strip_suffix(" checks"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no check count:\n{output}"));
+    assert!(checks >= 150, "only {checks} checks ran:\n{output}");
+}
+
 /// Programs that the tests above check line by line.
 const CHECKED: &[&str] = &[
     "concurrent_fetch",
@@ -327,6 +451,14 @@ const CHECKED: &[&str] = &[
     "shield",
     "bad_input",
     "stack_overflow",
+    "gather",
+    "wait_first",
+    "as_completed",
+    "semaphore",
+    "producer_consumer",
+    "scraper",
+    "echo_server",
+    "bad_input_sync",
 ];
 
 /// Every other program in c-examples/ (the C++ ones, new ones): exit 0.

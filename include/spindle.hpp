@@ -1081,10 +1081,12 @@ class semaphore : public detail::handle<spindle_sem, spindle_sem_free> {
     void acquire() {
         detail::blocking([&] { return spindle_sem_acquire(h_); });
     }
-    /* Takes a permit only if one is free and nobody waits. */
-    bool try_acquire() {
+    /* Takes a permit only if one is free and nobody waits. (A template so
+     * that it is only compiled when used: spindle_sem_try_acquire came after
+     * the rest of the semaphore API.) */
+    template <class Sem = spindle_sem> bool try_acquire() {
         int acquired = 0;
-        check(spindle_sem_try_acquire(h_, &acquired));
+        check(spindle_sem_try_acquire(static_cast<Sem *>(h_), &acquired));
         return acquired != 0;
     }
     void release() { check(spindle_sem_release(h_)); }

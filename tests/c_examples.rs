@@ -519,6 +519,9 @@ fn make_install_gives_a_working_pkg_config() {
     ] {
         assert!(prefix.join(file).is_file(), "{file} was not installed");
     }
+    if root().join("include/spindle.hpp").is_file() {
+        assert!(prefix.join("include/spindle.hpp").is_file());
+    }
     let pkg_config_path = prefix.join("lib/pkgconfig");
     let example = root().join("c-examples/concurrent_fetch.c");
     let common = root().join("c-examples");

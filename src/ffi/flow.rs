@@ -3,9 +3,8 @@
 //!
 //! They take arrays of task handles, `spindle_task *const *tasks` with `n`
 //! entries (`tasks` may be NULL when `n` is 0), and never take ownership of
-//! the handles. As with `spindle_task_join`, collecting a task's result
-//! moves it out: `spindle_task_join` and `spindle_task_result` on a task
-//! whose result `spindle_gather` returned report `SPINDLE_ESTATE`.
+//! the handles. As in asyncio, collecting a task's result leaves it in the
+//! task: `spindle_task_join` and `spindle_task_result` read it again.
 
 use super::task::{blocking_status, spindle_task, TaskResult};
 use super::{
@@ -87,7 +86,7 @@ pub unsafe extern "C" fn spindle_gather(
             Err(code) => return code,
         };
         if codes.is_null() {
-            return match block_on(crate::gather(tasks)) {
+            return match block_on(crate::gather(tasks).cloning()) {
                 Ok(Ok(values)) => {
                     if !results.is_null() {
                         for (i, value) in values.into_iter().enumerate() {
@@ -102,7 +101,7 @@ pub unsafe extern "C" fn spindle_gather(
                 Err(code) => code,
             };
         }
-        match block_on(crate::gather(tasks).return_exceptions()) {
+        match block_on(crate::gather(tasks).cloning().return_exceptions()) {
             Ok(Ok(outcomes)) => {
                 for (i, outcome) in outcomes.into_iter().enumerate() {
                     let (code, value) = match outcome {
@@ -287,7 +286,7 @@ pub unsafe extern "C" fn spindle_as_completed_next(
         match block_on(std::future::poll_fn(|cx| tasks.poll_next(cx))) {
             Ok(Some(Ok(task))) => {
                 // SAFETY: per the contract.
-                unsafe { write_out(out, spindle_task::new_raw(task)) };
+                unsafe { spindle_task::write_out(out, task) };
                 SPINDLE_OK
             }
             Ok(Some(Err(e))) => blocking_status(Err(e)),
@@ -323,7 +322,8 @@ mod tests {
     use super::*;
     use crate::ffi::sync::test_util::{run_c, spawn_c, P};
     use crate::ffi::task::{
-        spindle_sleep, spindle_task_cancel, spindle_task_free, spindle_task_id, spindle_task_result,
+        spindle_sleep, spindle_task_cancel, spindle_task_free, spindle_task_id, spindle_task_join,
+        spindle_task_result,
     };
     use crate::ffi::{SPINDLE_ENOTASK, SPINDLE_ESTATE, SPINDLE_ETIMEDOUT};
     use std::ptr;
@@ -366,12 +366,17 @@ mod tests {
                 unsafe { spindle_gather(tasks.as_ptr(), 3, results.as_mut_ptr(), ptr::null_mut()) };
             assert_eq!(code, 0);
             assert_eq!(results.map(|r| r as usize), [1, 2, 3]);
-            // The results were moved out, as by a join.
-            // SAFETY: a live handle.
-            assert_eq!(
-                unsafe { spindle_task_result(tasks[0], ptr::null_mut()) },
-                SPINDLE_ESTATE
-            );
+            // The results stay in the tasks, as in asyncio.
+            let mut again = ptr::null_mut();
+            // SAFETY: a live handle; a valid out-pointer.
+            assert_eq!(unsafe { spindle_task_result(tasks[0], &mut again) }, 0);
+            assert_eq!(again as usize, 1);
+            for _ in 0..2 {
+                let mut joined = ptr::null_mut();
+                // SAFETY: a live handle; a valid out-pointer.
+                assert_eq!(unsafe { spindle_task_join(tasks[1], &mut joined) }, 0);
+                assert_eq!(joined as usize, 2);
+            }
             free_all(&tasks);
             // A gather of nothing.
             // SAFETY: no handles are read.

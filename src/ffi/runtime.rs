@@ -2,7 +2,7 @@
 
 use super::stack::StackPool;
 use super::task::{spawn_c_task, spindle_task, spindle_task_fn, TaskResult};
-use super::{boundary, optional_str, write_out, SPINDLE_EINVAL, SPINDLE_ERUNTIME, SPINDLE_ESTATE};
+use super::{boundary, optional_str, SPINDLE_EINVAL, SPINDLE_ERUNTIME, SPINDLE_ESTATE};
 use crate::runtime::{context, Runtime};
 use std::ffi::{c_char, c_int, c_void};
 use std::mem::{offset_of, size_of};
@@ -222,7 +222,7 @@ pub unsafe extern "C" fn spindle_runtime_spawn(
         match spawn_c_task(&rt.stacks, func, arg, name) {
             Ok(task) => {
                 // SAFETY: per the contract.
-                unsafe { write_out(out, spindle_task::new_raw(task)) };
+                unsafe { spindle_task::write_out(out, task) };
                 0
             }
             Err(code) => code,

@@ -318,7 +318,7 @@ pub unsafe extern "C" fn spindle_group_spawn(
         }) {
             Ok(task) => {
                 // SAFETY: per the contract.
-                unsafe { write_out(out, spindle_task::new_raw(task)) };
+                unsafe { spindle_task::write_out(out, task) };
                 0
             }
             Err(code) => code,

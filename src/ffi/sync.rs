@@ -16,10 +16,8 @@ use crate::sync::{
 };
 use std::ffi::c_int;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 
 /// The calls blocked on a handle.
 #[derive(Default)]
@@ -204,36 +202,6 @@ pub unsafe extern "C" fn spindle_sem_acquire(sem: *mut spindle_sem) -> c_int {
     })
 }
 
-/// Takes a permit if one is free and nobody queues, without waiting.
-///
-/// `Semaphore::try_acquire` is not used: when it fails it deadlocks (it
-/// builds its `Permit` eagerly with `bool::then_some`, and dropping that
-/// permit releases it while the semaphore's lock is still held). One poll
-/// of `acquire` does the same work: it takes a free permit, or queues and
-/// leaves the queue again when dropped (handing on anything it was given).
-fn try_take(sem: &Semaphore) -> bool {
-    if sem.locked() {
-        return false;
-    }
-    let mut acquire = sem.acquire();
-    let mut cx = Context::from_waker(Waker::noop());
-    match Pin::new(&mut acquire).poll(&mut cx) {
-        Poll::Ready(Ok(permit)) => {
-            permit.forget();
-            true
-        }
-        Poll::Ready(Err(e)) => {
-            // The poll took a pending cancellation of the calling task: it
-            // stays pending for the task's next blocking call.
-            if e.is_cancelled() {
-                crate::task::restore_current_cancel(&e);
-            }
-            false
-        }
-        Poll::Pending => false,
-    }
-}
-
 /// Takes a permit if one is free and nobody waits for one, without
 /// waiting: `*acquired` is 1 if it did, else 0. Not a cancellation point;
 /// callable from any thread.
@@ -253,7 +221,11 @@ pub unsafe extern "C" fn spindle_sem_try_acquire(
         if acquired.is_null() {
             return SPINDLE_EINVAL;
         }
-        let taken = try_take(sem.sem());
+        let taken = sem
+            .sem()
+            .try_acquire()
+            .map(|permit| permit.forget())
+            .is_some();
         // SAFETY: checked non-null; valid for writes per the contract.
         unsafe { write_flag(acquired, taken) }
     })

@@ -7,10 +7,9 @@ use super::{
     SPINDLE_EINVAL, SPINDLE_ENOMEM, SPINDLE_ENOTASK, SPINDLE_ESTATE,
 };
 use crate::error::{Error, Result};
-use crate::task::{self, Task};
+use crate::task::{self, Join, Task};
 use std::ffi::{c_char, c_int, c_void};
 use std::fmt;
-use std::future::IntoFuture;
 use std::sync::Arc;
 
 /// A C task's function: runs with `arg`; on success stores its result in
@@ -27,8 +26,18 @@ pub struct spindle_task {
 }
 
 impl spindle_task {
-    pub(crate) fn new_raw(task: Task<usize>) -> *mut spindle_task {
-        Box::into_raw(Box::new(spindle_task { task }))
+    /// Hands `task` to C through the out-pointer `out`: boxed into a new
+    /// handle when `out` is non-NULL, dropped (the task detached) when it is
+    /// NULL, so a NULL out-pointer leaks nothing.
+    ///
+    /// # Safety
+    /// `out` is NULL or valid for writes.
+    pub(crate) unsafe fn write_out(out: *mut *mut spindle_task, task: Task<usize>) {
+        if !out.is_null() {
+            let handle = Box::into_raw(Box::new(spindle_task { task }));
+            // SAFETY: non-null and valid for writes per the caller.
+            unsafe { out.write(handle) };
+        }
     }
 
     /// The task behind a handle argument.
@@ -165,7 +174,7 @@ pub unsafe extern "C" fn spindle_spawn(
         match spawn_c_task(&stacks, func, arg, name) {
             Ok(task) => {
                 // SAFETY: per the contract.
-                unsafe { write_out(out, spindle_task::new_raw(task)) };
+                unsafe { spindle_task::write_out(out, task) };
                 0
             }
             Err(code) => code,
@@ -190,7 +199,7 @@ pub unsafe extern "C" fn spindle_task_join(
         let Some(task) = (unsafe { spindle_task::get(task) }) else {
             return SPINDLE_EINVAL;
         };
-        match block_on(task.clone().into_future()) {
+        match block_on(Join::cloning(task.clone())) {
             // SAFETY: per the contract.
             Ok(outcome) => unsafe { TaskResult(outcome).write_to(result) },
             Err(code) => code,
@@ -309,7 +318,7 @@ pub unsafe extern "C" fn spindle_task_current(out: *mut *mut spindle_task) -> c_
         match fiber::current_task() {
             Some(task) => {
                 // SAFETY: checked non-null.
-                unsafe { out.write(spindle_task::new_raw(task)) };
+                unsafe { spindle_task::write_out(out, task) };
                 0
             }
             None => SPINDLE_ENOTASK,
@@ -384,7 +393,7 @@ pub unsafe extern "C" fn spindle_task_free(task: *mut spindle_task) -> c_int {
         if task.is_null() {
             return SPINDLE_EINVAL;
         }
-        // SAFETY: a live handle made by `new_raw`, freed once.
+        // SAFETY: a live handle made by `write_out`, freed once.
         drop(unsafe { Box::from_raw(task) });
         0
     })

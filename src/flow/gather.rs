@@ -64,7 +64,11 @@ where
 {
     let tasks: Vec<Task<_>> = items.into_iter().map(IntoTask::into_task).collect();
     let core = Core::new(tasks.iter().map(|t| t.as_any().clone()).collect());
-    Gather { tasks, core }
+    Gather {
+        tasks,
+        core,
+        read: Task::take_result,
+    }
 }
 
 /// The future of [`gather`]: `Result<Vec<T>>`.
@@ -72,6 +76,9 @@ where
 pub struct Gather<T> {
     tasks: Vec<Task<T>>,
     core: Core,
+    /// How a result leaves its task: moved out, or cloned
+    /// ([`Gather::cloning`]).
+    read: fn(&Task<T>) -> Result<T>,
 }
 
 impl<T> Gather<T> {
@@ -101,12 +108,25 @@ impl<T> Gather<T> {
                 return_exceptions: true,
                 ..self.core
             },
+            read: self.read,
         }
     }
 
     /// The gathered tasks, in argument order.
     pub fn tasks(&self) -> &[Task<T>] {
         &self.tasks
+    }
+}
+
+impl<T: Clone> Gather<T> {
+    /// Collects the results by cloning, leaving them in the tasks so that a
+    /// later join or `result()` reads them again (asyncio's behaviour, which
+    /// the C API follows).
+    pub(crate) fn cloning(self) -> Gather<T> {
+        Gather {
+            read: Task::result,
+            ..self
+        }
     }
 }
 
@@ -118,7 +138,7 @@ impl<T> Future for Gather<T> {
         let end = std::task::ready!(this.core.poll_end(cx));
         Poll::Ready(
             this.core
-                .finish(end, || this.tasks.iter().map(Task::take_result).collect()),
+                .finish(end, || this.tasks.iter().map(this.read).collect()),
         )
     }
 }
@@ -137,6 +157,7 @@ impl<T> std::fmt::Debug for Gather<T> {
 pub struct GatherOutcomes<T> {
     tasks: Vec<Task<T>>,
     core: Core,
+    read: fn(&Task<T>) -> Result<T>,
 }
 
 impl<T> GatherOutcomes<T> {
@@ -152,9 +173,10 @@ impl<T> Future for GatherOutcomes<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let end = std::task::ready!(this.core.poll_end(cx));
-        Poll::Ready(this.core.finish(end, || {
-            Ok(this.tasks.iter().map(Task::take_result).collect())
-        }))
+        Poll::Ready(
+            this.core
+                .finish(end, || Ok(this.tasks.iter().map(this.read).collect())),
+        )
     }
 }
 

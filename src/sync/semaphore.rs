@@ -148,9 +148,20 @@ impl Semaphore {
         }
     }
 
-    /// Takes a permit if one is free and nobody queues.
+    /// Takes a permit if one is free and nobody queues, without waiting.
+    ///
+    /// ```
+    /// let sem = spindle::Semaphore::new(1);
+    /// let permit = sem.try_acquire().expect("the one permit is free");
+    /// assert!(sem.try_acquire().is_none());
+    /// drop(permit);
+    /// assert!(sem.try_acquire().is_some());
+    /// ```
     pub fn try_acquire(&self) -> Option<Permit<&Semaphore>> {
-        lock(&self.state).try_take().then_some(Permit {
+        // The lock is released before a permit exists: a permit dropped
+        // while it is held would deadlock on it.
+        let taken = lock(&self.state).try_take();
+        taken.then(|| Permit {
             semaphore: Some(self),
         })
     }

@@ -40,6 +40,9 @@ pub(crate) fn release_waiter(raw: RawTask, key: &mut Option<usize>) {
 pub struct Join<T> {
     task: Task<T>,
     key: Option<usize>,
+    /// How the value leaves the task's slot: moved out (awaiting a task),
+    /// or cloned so that it can be read again ([`Join::cloning`]).
+    read: fn(&mut Option<T>) -> Option<T>,
 }
 
 impl<T> IntoFuture for Task<T> {
@@ -50,6 +53,20 @@ impl<T> IntoFuture for Task<T> {
         Join {
             task: self,
             key: None,
+            read: Option::take,
+        }
+    }
+}
+
+impl<T: Clone> Join<T> {
+    /// Awaits `task` leaving its value in place, so that later joins and
+    /// `result()` read it again (asyncio's `await task`, which the C API
+    /// follows).
+    pub(crate) fn cloning(task: Task<T>) -> Join<T> {
+        Join {
+            task,
+            key: None,
+            read: |slot| slot.clone(),
         }
     }
 }
@@ -63,7 +80,7 @@ impl<T> Join<T> {
     fn take_outcome(&mut self) -> Option<Result<T>> {
         let raw = self.task.as_any().raw;
         let mut aux = lock(&raw.header().aux);
-        let outcome = self.task.read_outcome_with(&mut aux, Option::take);
+        let outcome = self.task.read_outcome_with(&mut aux, self.read);
         if outcome.is_some() {
             aux.completion.unregister(&mut self.key);
         }

@@ -312,6 +312,7 @@ fn a_stack_overflow_stops_the_process() {
         "stack_overflow",
         &[
             "child: exited with 0",
+            "child said: spindle: a C task overflowed its fiber stack",
             "overflow detected: the process stopped",
         ],
         0,

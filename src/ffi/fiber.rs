@@ -119,6 +119,7 @@ impl Future for Fiber {
         this.state
             .cx
             .set((cx as *mut Context<'_>).cast::<Context<'static>>());
+        super::overflow::ensure_signal_stack();
         let previous = CURRENT.with(|c| c.replace(&*this.state));
         let result = this.coroutine.resume(());
         CURRENT.with(|c| c.set(previous));
@@ -153,10 +154,7 @@ impl Drop for Fiber {
 /// say so and stop the process.
 #[cold]
 fn stack_overflow() -> ! {
-    eprintln!(
-        "spindle: a C task overflowed its fiber stack (raise the stack size in \
-         spindle_options); aborting"
-    );
+    eprint!("{}", super::overflow::MESSAGE);
     std::process::abort();
 }
 

@@ -29,6 +29,7 @@
 pub(crate) mod fiber;
 mod flow;
 mod io;
+mod overflow;
 mod queue;
 mod runtime;
 mod scope;

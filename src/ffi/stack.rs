@@ -12,7 +12,8 @@
 //! fault instead of corrupting the next slot; but each guard splits the
 //! region's mapping in two, so guards are used only for the first
 //! [`GUARDED_STACKS`] slots of a process (about half the default map limit).
-//! Every slot also has a *red zone*: a canary pattern at its low end that
+//! A fault in a guard page is reported as a stack overflow by
+//! [`super::overflow`]. Every slot also has a *red zone*: a canary pattern at its low end that
 //! the fiber driver checks after every switch and when the fiber ends
 //! ([`PooledStack::overflowed`]); a hit is reported as a stack overflow and
 //! the process aborts, because the neighbouring stack was written.
@@ -20,6 +21,7 @@
 //! Stacks are registered with Valgrind (a no-op outside it) so that
 //! memcheck follows the switches.
 
+use super::overflow;
 use corosensei::stack::valgrind::ValgrindStackRegistration;
 use corosensei::stack::{Stack, StackPointer};
 use std::io;
@@ -57,6 +59,8 @@ fn page_size() -> usize {
 struct Region {
     base: NonNull<u8>,
     len: usize,
+    /// Its entry in the overflow reporter's table, if it has guard pages.
+    watched: Option<usize>,
 }
 
 // SAFETY: a region is plain memory owned by the pool; the pointer is only
@@ -65,6 +69,9 @@ unsafe impl Send for Region {}
 
 impl Drop for Region {
     fn drop(&mut self) {
+        if let Some(index) = self.watched {
+            overflow::unwatch(index);
+        }
         // SAFETY: `base..base+len` is a mapping this region made and owns;
         // every stack carved from it is back in the pool (stacks hold the
         // pool alive).
@@ -164,7 +171,11 @@ impl StackPool {
         }
         let base =
             NonNull::new(base.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
-        let region = Region { base, len };
+        let mut region = Region {
+            base,
+            len,
+            watched: None,
+        };
         let mut slots = Vec::with_capacity(STACKS_PER_REGION);
         for index in 0..STACKS_PER_REGION {
             // SAFETY: `index * slot_len + page` is inside the mapping.
@@ -175,6 +186,9 @@ impl StackPool {
             // SAFETY: as above, still inside the mapping.
             let low = unsafe { NonNull::new_unchecked(guard.add(self.page)) };
             slots.push(Slot { low, guarded });
+        }
+        if slots.iter().any(|slot| slot.guarded) {
+            region.watched = overflow::watch(base.as_ptr() as usize, len, slot_len, self.page);
         }
         slots.reverse();
         Ok((region, slots))

@@ -36,6 +36,19 @@ fn gated<T: Send + 'static>(gate: &Promise<()>, value: T) -> Task<T> {
     })
 }
 
+/// Like [`gated`], with a promise set once the task has started (and is about
+/// to wait on `gate`).
+fn gated_and_started<T: Send + 'static>(gate: &Promise<()>, value: T) -> (Task<T>, Promise<()>) {
+    let (gate, started) = (gate.clone(), Promise::new());
+    let s = started.clone();
+    let task = spindle::spawn(async move {
+        s.set_result(())?;
+        gate.await?;
+        spindle::Ok(value)
+    });
+    (task, started)
+}
+
 /// A task named `name` that fails with `Error::msg(text)` once `gate` is set.
 fn failing_after(gate: &Promise<()>, name: &str, text: &'static str) -> Task<u32> {
     let gate = gate.clone();
@@ -295,15 +308,19 @@ fn case_36_without_return_exceptions_a_cancelled_child_is_a_failure() {
     within_limit(|| {
         rt(2)
             .block_on(async {
-                let gate = Promise::new();
-                let (a, b) = (gated(&gate, 1u32), gated(&gate, 2u32));
+                // Each child waits on its own gate: cancelling a task that
+                // awaits a promise cancels the promise too (as asyncio's
+                // Task.cancel cancels its _fut_waiter), so a shared gate could
+                // be cancelled under b when a had already started.
+                let (gate_a, gate_b) = (Promise::new(), Promise::new());
+                let (a, b) = (gated(&gate_a, 1u32), gated(&gate_b, 2u32));
                 let gather = spindle::gather([a.clone(), b.clone()]);
                 a.cancel_with("a is gone");
                 let err = gather.await.unwrap_err();
                 assert!(err.is_cancelled());
                 assert_eq!(err.cancel_message(), Some("a is gone"));
                 assert!(!b.done(), "b is not cancelled");
-                gate.set_result(())?;
+                gate_b.set_result(())?;
                 assert_eq!(b.await?, 2);
                 spindle::Ok(())
             })
@@ -324,8 +341,13 @@ fn case_38_cancelling_the_awaiter_cancels_every_child_with_the_message() {
                 let (gate, started) = (Promise::new(), Promise::new());
                 let done = Promise::new();
                 done.set_result(())?;
-                let children = [gated(&gate, 1u32), gated(&gate, 2u32), gated(&done, 3u32)];
+                let (first, first_started) = gated_and_started(&gate, 1u32);
+                let (second, second_started) = gated_and_started(&gate, 2u32);
+                let children = [first, second, gated(&done, 3u32)];
                 wait_done(&children[2]).await?;
+                // Both wait on the gate before the cancel, so it reaches it.
+                first_started.await?;
+                second_started.await?;
                 let (kids, s) = (children.clone(), started.clone());
                 let outer = spindle::spawn(async move {
                     s.set_result(())?;

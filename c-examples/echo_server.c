@@ -27,10 +27,11 @@ static int set_nonblocking(int fd) {
     return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
-/* Writes all of buf, waiting for room; 0 or a failure code. */
+/* Writes all of buf, waiting for room; 0 or a failure code. MSG_NOSIGNAL:
+ * a peer that went away gives EPIPE, not a SIGPIPE that kills the process. */
 static int write_all(int fd, const char *buf, size_t len) {
     while (len > 0) {
-        ssize_t n = write(fd, buf, len);
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
         if (n > 0) {
             buf += n;
             len -= (size_t)n;

@@ -33,3 +33,42 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         Err(poisoned) => poisoned.into_inner(),
     }
 }
+
+/// Helpers for the loom models: a waker that counts its wakes, and a single
+/// poll of a future.
+#[cfg(all(spindle_loom, test))]
+pub(crate) mod model {
+    use super::AtomicUsize;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    /// Counts the wakes of the wakers made from it.
+    #[derive(Default)]
+    pub(crate) struct WakeCounter(AtomicUsize);
+
+    impl WakeCounter {
+        /// A new counter and a waker that increments it.
+        pub(crate) fn new() -> (std::sync::Arc<WakeCounter>, Waker) {
+            let counter = std::sync::Arc::new(WakeCounter(AtomicUsize::new(0)));
+            (counter.clone(), Waker::from(counter))
+        }
+
+        /// How many times a waker of this counter was woken.
+        pub(crate) fn wakes(&self) -> usize {
+            self.0.load(SeqCst)
+        }
+    }
+
+    impl Wake for WakeCounter {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// Polls `future` once with `waker`.
+    pub(crate) fn poll_once<F: Future + Unpin>(future: &mut F, waker: &Waker) -> Poll<F::Output> {
+        Pin::new(future).poll(&mut Context::from_waker(waker))
+    }
+}

@@ -338,3 +338,104 @@ mod tests {
         assert!(queue.get_nowait().is_err());
     }
 }
+
+#[cfg(all(test, spindle_loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::model::{poll_once, WakeCounter};
+    use crate::loom::thread;
+    use std::sync::Arc;
+    use std::task::Poll;
+
+    /// A getter that is woken for an item and dropped (cancelled) at the
+    /// same time passes the wake-up on: the next getter gets the item, and
+    /// no item is lost or duplicated.
+    #[test]
+    fn a_woken_getter_dropped_while_the_item_arrives_hands_it_on() {
+        loom::model(|| {
+            let queue = Arc::new(Queue::new(0));
+            let (b_wakes, b_waker) = WakeCounter::new();
+            let (c_wakes, c_waker) = WakeCounter::new();
+            let mut b = queue.get();
+            let mut c = queue.get();
+            assert!(poll_once(&mut b, &b_waker).is_pending());
+            assert!(poll_once(&mut c, &c_waker).is_pending());
+
+            let putter = {
+                let queue = queue.clone();
+                thread::spawn(move || queue.put_nowait(7u32).unwrap())
+            };
+            drop(b);
+            putter.join().unwrap();
+
+            assert!(b_wakes.wakes() <= 1);
+            assert_eq!(c_wakes.wakes(), 1, "the next getter was not woken");
+            match poll_once(&mut c, &c_waker) {
+                Poll::Ready(Ok(item)) => assert_eq!(item, 7),
+                _ => panic!("the woken getter did not get the item"),
+            }
+            drop(c);
+            assert_eq!(queue.qsize(), 0, "the item was duplicated");
+        });
+    }
+
+    /// A putter that is woken for a free slot and dropped at the same time
+    /// passes the slot on to the next putter; its own item is not inserted.
+    #[test]
+    fn a_woken_putter_dropped_while_a_slot_frees_hands_it_on() {
+        loom::model(|| {
+            let queue = Arc::new(Queue::new(1));
+            queue.put_nowait(1u32).unwrap();
+            let (b_wakes, b_waker) = WakeCounter::new();
+            let (c_wakes, c_waker) = WakeCounter::new();
+            let mut b = queue.put(2);
+            let mut c = queue.put(3);
+            assert!(poll_once(&mut b, &b_waker).is_pending());
+            assert!(poll_once(&mut c, &c_waker).is_pending());
+
+            let getter = {
+                let queue = queue.clone();
+                thread::spawn(move || queue.get_nowait().unwrap())
+            };
+            drop(b);
+            assert_eq!(getter.join().unwrap(), 1);
+
+            assert!(b_wakes.wakes() <= 1);
+            assert_eq!(c_wakes.wakes(), 1, "the next putter was not woken");
+            assert!(matches!(poll_once(&mut c, &c_waker), Poll::Ready(Ok(()))));
+            drop(c);
+            assert_eq!(queue.get_nowait().unwrap(), 3);
+            assert!(queue.empty());
+        });
+    }
+
+    /// An item put while a getter polls is either taken by that poll or
+    /// wakes the getter.
+    #[test]
+    fn a_put_racing_with_a_get_is_never_lost() {
+        loom::model(|| {
+            let queue = Arc::new(Queue::new(0));
+            let (wakes, waker) = WakeCounter::new();
+            let mut get = queue.get();
+            assert!(poll_once(&mut get, &waker).is_pending());
+            let putter = {
+                let queue = queue.clone();
+                thread::spawn(move || queue.put_nowait(5u32).unwrap())
+            };
+            let first = poll_once(&mut get, &waker);
+            putter.join().unwrap();
+            let item = match first {
+                Poll::Ready(item) => item.unwrap(),
+                Poll::Pending => {
+                    assert_eq!(wakes.wakes(), 1, "wakeup lost");
+                    match poll_once(&mut get, &waker) {
+                        Poll::Ready(item) => item.unwrap(),
+                        Poll::Pending => panic!("woken without the item"),
+                    }
+                }
+            };
+            assert_eq!(item, 5);
+            assert!(queue.empty());
+        });
+    }
+}

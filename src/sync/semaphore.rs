@@ -422,3 +422,79 @@ impl Deref for ArcLock {
         &self.0 .0
     }
 }
+
+#[cfg(all(test, spindle_loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::model::{poll_once, WakeCounter};
+    use crate::loom::thread;
+
+    /// A waiter that is handed the permit and dropped (cancelled) at the
+    /// same time passes the permit on: the next waiter is woken and gets
+    /// it, whichever comes first, and no permit is lost or made up.
+    #[test]
+    fn a_granted_waiter_dropped_while_the_permit_arrives_hands_it_on() {
+        loom::model(|| {
+            let sem = Arc::new(Semaphore::new(1));
+            let (_, waker) = WakeCounter::new();
+            let held = match poll_once(&mut sem.acquire_owned(), &waker) {
+                Poll::Ready(Ok(permit)) => permit,
+                _ => panic!("the free permit was not taken"),
+            };
+            let (b_wakes, b_waker) = WakeCounter::new();
+            let (c_wakes, c_waker) = WakeCounter::new();
+            let mut b = sem.acquire();
+            let mut c = sem.acquire();
+            assert!(poll_once(&mut b, &b_waker).is_pending());
+            assert!(poll_once(&mut c, &c_waker).is_pending());
+
+            let releaser = thread::spawn(move || drop(held));
+            drop(b);
+            releaser.join().unwrap();
+
+            assert!(b_wakes.wakes() <= 1);
+            assert_eq!(c_wakes.wakes(), 1, "the next waiter was not woken");
+            match poll_once(&mut c, &c_waker) {
+                Poll::Ready(Ok(permit)) => drop(permit),
+                _ => panic!("the woken waiter did not get the permit"),
+            }
+            drop(c);
+            assert_eq!(sem.available_permits(), 1, "a permit was lost or made up");
+        });
+    }
+
+    /// A release racing with a waiter's poll: the waiter either takes the
+    /// permit in that poll or is woken, never left waiting with a free
+    /// permit.
+    #[test]
+    fn a_release_racing_with_a_poll_is_never_lost() {
+        loom::model(|| {
+            let sem = Arc::new(Semaphore::new(0));
+            let (wakes, waker) = WakeCounter::new();
+            let mut waiter = sem.acquire();
+            assert!(poll_once(&mut waiter, &waker).is_pending());
+
+            let releaser = {
+                let sem = sem.clone();
+                thread::spawn(move || sem.release().unwrap())
+            };
+            let first = poll_once(&mut waiter, &waker);
+            releaser.join().unwrap();
+
+            let permit = match first {
+                Poll::Ready(Ok(permit)) => permit,
+                Poll::Pending => {
+                    assert_eq!(wakes.wakes(), 1, "wakeup lost");
+                    match poll_once(&mut waiter, &waker) {
+                        Poll::Ready(Ok(permit)) => permit,
+                        _ => panic!("woken without the permit"),
+                    }
+                }
+                Poll::Ready(Err(e)) => panic!("{e}"),
+            };
+            drop(permit);
+            drop(waiter);
+            assert_eq!(sem.available_permits(), 1);
+        });
+    }
+}

@@ -398,4 +398,71 @@ mod loom_tests {
             assert!(!state.set_cancel_pending());
         });
     }
+
+    /// An abort racing with a run of the task: the run sees it, or the run
+    /// parks and the task is scheduled again exactly once (by the abort's
+    /// wake or by the worker's requeue), and that run sees it.
+    #[test]
+    fn abort_racing_with_a_parking_poll() {
+        loom::model(|| {
+            let state = Arc::new(State::new(2));
+            let aborter = {
+                let state = state.clone();
+                thread::spawn(move || state.set_abort().then(|| state.wake_by_ref()))
+            };
+            if state.to_running().is_abort_requested() {
+                // The abort came first: this run drops the future.
+                state.to_complete();
+                let wake = aborter.join().unwrap();
+                assert_eq!(
+                    wake,
+                    Some(WakeAction::Nothing),
+                    "an extra run was scheduled"
+                );
+                return;
+            }
+            let idle = state.to_idle();
+            let wake = aborter.join().unwrap();
+            assert!(wake.is_some(), "an abort of a live task was refused");
+            let scheduled = usize::from(idle == IdleAction::Requeue)
+                + usize::from(wake == Some(WakeAction::Submit));
+            assert_eq!(
+                scheduled, 1,
+                "the aborted task is not run again exactly once"
+            );
+            assert_eq!(state.load().ref_count(), 2);
+            assert!(state.to_running().is_abort_requested());
+            state.to_complete();
+        });
+    }
+
+    /// Two wakers of a parked task wake it at once: it is submitted once,
+    /// and the last reference is dropped exactly once after it completes.
+    #[test]
+    fn concurrent_wakes_submit_once_and_free_once() {
+        loom::model(|| {
+            // The queue's reference and two wakers'.
+            let state = Arc::new(State::new(3));
+            let _ = state.to_running();
+            assert_eq!(state.to_idle(), IdleAction::Parked);
+            let other = {
+                let state = state.clone();
+                thread::spawn(move || state.wake_by_val())
+            };
+            let here = state.wake_by_val();
+            let there = other.join().unwrap();
+            let submits =
+                usize::from(here == WakeAction::Submit) + usize::from(there == WakeAction::Submit);
+            assert_eq!(submits, 1, "submitted {submits} times");
+            assert!(here != WakeAction::Dealloc && there != WakeAction::Dealloc);
+            assert_eq!(
+                state.load().ref_count(),
+                1,
+                "only the queue's reference is left"
+            );
+            let _ = state.to_running();
+            state.to_complete();
+            assert!(state.ref_dec(), "the last reference was not the last");
+        });
+    }
 }

@@ -206,3 +206,55 @@ impl Timers {
         (next != NONE).then_some(next)
     }
 }
+
+#[cfg(all(test, spindle_loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::model::WakeCounter;
+    use crate::loom::thread;
+
+    /// A timer dropped (cancelled) while its wheel fires it: the waker is
+    /// woken at most once, nothing is left in the wheel, and the wheel
+    /// keeps no clone of the waker.
+    #[test]
+    fn a_timer_cancelled_while_it_fires() {
+        loom::model(|| {
+            let timers = Arc::new(Timers::new(1));
+            let (wakes, waker) = WakeCounter::new();
+            let entry = timers.register(0, 5, &waker).expect("tick 5 is ahead");
+            drop(waker);
+            let firer = {
+                let timers = timers.clone();
+                thread::spawn(move || timers.process(0, 10))
+            };
+            drop(entry);
+            let fired = firer.join().unwrap();
+            assert!(fired <= 1);
+            assert_eq!(wakes.wakes(), fired, "a fired timer woke no one, or twice");
+            assert_eq!(timers.process(0, 20), 0, "the timer fired again");
+            assert_eq!(timers.next_of(0), None, "the wheel kept the timer");
+            assert_eq!(Arc::strong_count(&wakes), 1, "the wheel kept the waker");
+        });
+    }
+
+    /// A timer polled while its wheel fires it: the poll sees it fired, or
+    /// the refreshed waker is woken; never a lost wakeup.
+    #[test]
+    fn a_poll_racing_with_firing_is_never_lost() {
+        loom::model(|| {
+            let timers = Arc::new(Timers::new(1));
+            let (first_wakes, first) = WakeCounter::new();
+            let (second_wakes, second) = WakeCounter::new();
+            let entry = timers.register(0, 5, &first).expect("tick 5 is ahead");
+            let firer = {
+                let timers = timers.clone();
+                thread::spawn(move || timers.process(0, 10))
+            };
+            let saw_fired = entry.poll_fired(&second);
+            assert_eq!(firer.join().unwrap(), 1);
+            assert_eq!(first_wakes.wakes() + second_wakes.wakes(), 1);
+            assert!(saw_fired || second_wakes.wakes() == 1, "wakeup lost");
+            assert!(entry.poll_fired(&second));
+        });
+    }
+}

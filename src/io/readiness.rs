@@ -511,3 +511,89 @@ mod tests {
         assert_eq!(err.kind(), crate::ErrorKind::Runtime);
     }
 }
+
+#[cfg(all(test, spindle_loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::model::WakeCounter;
+    use crate::loom::thread;
+    use std::sync::Arc;
+
+    /// A new source, made not readable by a clear.
+    fn drained() -> Arc<ScheduledIo> {
+        let io = Arc::new(ScheduledIo::new());
+        let (_, waker) = WakeCounter::new();
+        let Poll::Ready(Ok(event)) =
+            io.poll_ready_slot(&mut Context::from_waker(&waker), Direction::Read)
+        else {
+            panic!("a new source is assumed readable");
+        };
+        io.clear(event);
+        io
+    }
+
+    /// The driver reports readiness while a reader polls (steps 1-2 against
+    /// (a)-(b)): the poll sees it or the reader is woken.
+    #[test]
+    fn a_report_racing_with_a_poll_is_never_lost() {
+        loom::model(|| {
+            let io = drained();
+            let driver = {
+                let io = io.clone();
+                thread::spawn(move || io.report(READABLE))
+            };
+            let (wakes, waker) = WakeCounter::new();
+            let polled = io.poll_ready_slot(&mut Context::from_waker(&waker), Direction::Read);
+            driver.join().unwrap();
+            assert!(polled.is_ready() || wakes.wakes() == 1, "wakeup lost");
+        });
+    }
+
+    /// An operation clears the readiness it saw while the driver reports a
+    /// new event: the new event is never cleared.
+    #[test]
+    fn a_stale_clear_racing_with_a_report_keeps_the_new_event() {
+        loom::model(|| {
+            let io = Arc::new(ScheduledIo::new());
+            let (_, waker) = WakeCounter::new();
+            let mut cx = Context::from_waker(&waker);
+            let Poll::Ready(Ok(seen)) = io.poll_ready_slot(&mut cx, Direction::Read) else {
+                panic!("a new source is assumed readable");
+            };
+            let driver = {
+                let io = io.clone();
+                thread::spawn(move || io.report(READABLE))
+            };
+            io.clear(seen);
+            driver.join().unwrap();
+            assert!(
+                io.poll_ready_slot(&mut cx, Direction::Read).is_ready(),
+                "the new event was cleared"
+            );
+        });
+    }
+
+    /// A readiness future waits while the runtime shuts down: it gets the
+    /// shutdown error now or is woken to get it.
+    #[test]
+    fn shutdown_racing_with_a_keyed_wait_is_never_lost() {
+        loom::model(|| {
+            let io = drained();
+            let stopper = {
+                let io = io.clone();
+                thread::spawn(move || io.shut_down())
+            };
+            let (wakes, waker) = WakeCounter::new();
+            let mut cx = Context::from_waker(&waker);
+            let mut key = None;
+            let first = io.poll_ready_keyed(&mut cx, Interest::READABLE, &mut key);
+            stopper.join().unwrap();
+            match first {
+                Poll::Ready(outcome) => assert!(outcome.is_err(), "ready after a clear"),
+                Poll::Pending => assert_eq!(wakes.wakes(), 1, "wakeup lost"),
+            }
+            let again = io.poll_ready_keyed(&mut cx, Interest::READABLE, &mut key);
+            assert!(matches!(again, Poll::Ready(Err(_))));
+        });
+    }
+}

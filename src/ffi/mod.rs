@@ -193,3 +193,35 @@ pub(crate) unsafe fn optional_str(s: *const c_char) -> Option<String> {
     // SAFETY: per the caller.
     (!s.is_null()).then(|| unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned())
 }
+
+#[cfg(all(test, not(spindle_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_boundary_turns_a_panic_into_epanic_and_passes_codes_through() {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let caught = boundary(|| panic!("a bug inside the library"));
+        std::panic::set_hook(previous);
+        assert_eq!(caught, SPINDLE_EPANIC);
+        assert_eq!(boundary(|| SPINDLE_ETIMEDOUT), SPINDLE_ETIMEDOUT);
+        assert_eq!(boundary(|| 7), 7, "a task's own positive code");
+    }
+
+    #[test]
+    fn every_code_has_its_own_message() {
+        let codes = [
+            SPINDLE_OK,
+            SPINDLE_EINVAL,
+            SPINDLE_ENOTASK,
+            SPINDLE_ECANCELED,
+            SPINDLE_ETIMEDOUT,
+            SPINDLE_EPANIC,
+        ];
+        let unknown = spindle_strerror(-9999);
+        for code in codes {
+            assert_ne!(spindle_strerror(code), unknown, "code {code}");
+        }
+    }
+}

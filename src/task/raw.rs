@@ -472,7 +472,9 @@ unsafe fn complete<T>(ptr: NonNull<Header>, outcome: Result<T, Error>) {
         header.state.to_complete();
         aux.completion.finish(status)
     };
-    drop(discarded);
+    // A value discarded for a late cancel may panic in its destructor:
+    // contained, like the future's and the output's.
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(discarded)));
     header.shared.unregister(raw);
     // Done callbacks run here, after the outcome is recorded and before the
     // awaiters wake, so a callback can still read a result that an awaiter

@@ -17,8 +17,8 @@
 use crate::error::{Error, ErrorGroup, Result};
 use crate::loom::{lock, Mutex};
 use crate::runtime::context;
-use crate::task::{self, AnyTask, Task, TaskId};
-use std::collections::HashMap;
+use crate::task::{self, AnyTask, Task};
+use slab::Slab;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
@@ -79,8 +79,8 @@ struct GroupState {
     /// The group cancelled the parent after a child failed, and must
     /// withdraw that request when it exits.
     parent_cancel_requested: bool,
-    /// Children not done yet.
-    children: HashMap<TaskId, AnyTask>,
+    /// Children not done yet, by the key their done callback holds.
+    children: Slab<AnyTask>,
     /// Real failures of children, in completion order.
     errors: Vec<Error>,
     /// The exit waiting for the last child.
@@ -91,14 +91,14 @@ impl GroupState {
     /// asyncio's `_abort`: cancel every child still running.
     fn abort(&mut self) {
         self.aborting = true;
-        for child in self.children.values() {
+        for (_, child) in &self.children {
             child.cancel();
         }
     }
 
     /// asyncio's `_on_task_done`.
-    fn child_done(&mut self, child: &AnyTask) {
-        self.children.remove(&child.id());
+    fn child_done(&mut self, key: usize, child: &AnyTask) {
+        self.children.try_remove(key);
         if self.children.is_empty() {
             if let Some(waker) = self.on_completed.take() {
                 waker.wake();
@@ -163,12 +163,12 @@ impl TaskGroup {
             return Err(Error::invalid_state("the TaskGroup is shutting down"));
         }
         let task = builder.try_spawn(future)?;
-        state.children.insert(task.id(), task.as_any().clone());
+        let key = state.children.insert(task.as_any().clone());
         drop(state);
         let group = Arc::downgrade(&self.shared);
         task.add_done_callback(move |child: &Task<T>| {
             if let Some(group) = group.upgrade() {
-                lock(&group).child_done(child.as_any());
+                lock(&group).child_done(key, child.as_any());
             }
         });
         Ok(task)

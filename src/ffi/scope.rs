@@ -20,13 +20,15 @@ use super::{
     SPINDLE_ECANCELED, SPINDLE_EINVAL, SPINDLE_ENOTASK, SPINDLE_ESTATE, SPINDLE_ETIMEDOUT,
 };
 use crate::error::{Error, Result};
+use crate::flow::Shield;
 use crate::group::{GroupFuture, TaskGroup};
-use crate::task::TaskId;
+use crate::loom::{lock, Mutex};
+use crate::task::{Join, TaskId};
 use crate::time::{Timeout, TimeoutFuture};
 use std::ffi::{c_char, c_int, c_void};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -39,7 +41,7 @@ impl Future for Gate {
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<()>> {
         // `end` fills the gate and polls the scope right after: no waker is
         // needed.
-        match self.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        match lock(&self.0).take() {
             Some(outcome) => Poll::Ready(outcome),
             None => Poll::Pending,
         }
@@ -102,7 +104,7 @@ impl<F: Future<Output = Result<()>> + Send> CScope<F> {
         } else {
             Err(error_of(status))
         };
-        *self.gate.lock().unwrap_or_else(|p| p.into_inner()) = Some(body);
+        *lock(&self.gate) = Some(body);
         let outcome = block_on(future.as_mut())?;
         self.future = None;
         Ok(outcome)
@@ -428,7 +430,7 @@ pub unsafe extern "C" fn spindle_wait_for(
             Ok(limit) => limit,
             Err(code) => return code,
         };
-        match block_on(crate::wait_for(limit, task.clone())) {
+        match block_on(crate::wait_for(limit, Join::cloning(task.clone()))) {
             // SAFETY: per the contract.
             Ok(outcome) => unsafe { TaskResult(outcome).write_to(result) },
             Err(code) => code,
@@ -452,7 +454,7 @@ pub unsafe extern "C" fn spindle_shield(
         let Some(task) = (unsafe { spindle_task::get(task) }) else {
             return SPINDLE_EINVAL;
         };
-        match block_on(crate::shield(task.clone())) {
+        match block_on(Shield::cloning(task.clone())) {
             // SAFETY: per the contract.
             Ok(outcome) => unsafe { TaskResult(outcome).write_to(result) },
             Err(code) => code,

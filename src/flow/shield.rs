@@ -35,6 +35,19 @@ pub fn shield<A: IntoTask>(awaitable: A) -> Shield<A::Output> {
     Shield {
         task: awaitable.into_task(),
         key: None,
+        read: Task::take_result,
+    }
+}
+
+impl<T: Clone> Shield<T> {
+    /// Like [`shield`], leaving the task's value in place so that later
+    /// joins and `result()` read it again (the C API's `spindle_shield`).
+    pub(crate) fn cloning(task: Task<T>) -> Shield<T> {
+        Shield {
+            task,
+            key: None,
+            read: Task::result,
+        }
     }
 }
 
@@ -43,6 +56,8 @@ pub fn shield<A: IntoTask>(awaitable: A) -> Shield<A::Output> {
 pub struct Shield<T> {
     task: Task<T>,
     key: Option<usize>,
+    /// How the outcome is read once the task is done: moved out, or cloned.
+    read: fn(&Task<T>) -> Result<T>,
 }
 
 impl<T> Future for Shield<T> {
@@ -63,7 +78,7 @@ impl<T> Future for Shield<T> {
             }
             std::task::ready!(crate::task::poll_done(raw, &mut this.key, cx));
         }
-        Poll::Ready(this.task.take_result())
+        Poll::Ready((this.read)(&this.task))
     }
 }
 

@@ -24,63 +24,23 @@ pub(crate) enum Status {
     Failed(Error),
 }
 
-/// The wakers of the awaiters. The first one is stored inline: most tasks
-/// and promises have exactly one awaiter, and it then costs no allocation.
-/// Key 0 is the inline slot, key `k > 0` is `more[k - 1]`.
+/// What most records never need, allocated on first use: the wakers of
+/// awaiters after the first, and the done callbacks. Keeping them out of line
+/// keeps every task's header small (a task with one awaiter and no callback,
+/// the common case, allocates nothing here).
 #[derive(Default)]
-pub(crate) struct Waiters {
-    first: Option<Waker>,
+pub(crate) struct Extra {
+    /// Awaiters after the first: key `k > 0` is `more[k - 1]`.
     more: Slab<Waker>,
-}
-
-impl Waiters {
-    const fn new() -> Waiters {
-        Waiters {
-            first: None,
-            more: Slab::new(),
-        }
-    }
-
-    fn get_mut(&mut self, key: usize) -> Option<&mut Waker> {
-        match key {
-            0 => self.first.as_mut(),
-            k => self.more.get_mut(k - 1),
-        }
-    }
-
-    fn insert(&mut self, waker: Waker) -> usize {
-        if self.first.is_none() {
-            self.first = Some(waker);
-            0
-        } else {
-            self.more.insert(waker) + 1
-        }
-    }
-
-    fn remove(&mut self, key: usize) {
-        match key {
-            0 => self.first = None,
-            k => {
-                self.more.try_remove(k - 1);
-            }
-        }
-    }
-
-    /// Wakes every waiter.
-    pub(crate) fn wake_all(self) {
-        if let Some(waker) = self.first {
-            waker.wake();
-        }
-        for (_, waker) in self.more {
-            waker.wake();
-        }
-    }
+    callbacks: Vec<StoredCallback>,
 }
 
 pub(crate) struct Completion {
     pub(crate) status: Status,
-    waiters: Waiters,
-    callbacks: Vec<StoredCallback>,
+    /// The first awaiter's waker (key 0), inline: most tasks and promises
+    /// have exactly one awaiter.
+    first: Option<Waker>,
+    extra: Option<Box<Extra>>,
     /// The failure was read (awaited, `result()`, `exception()`).
     pub(crate) retrieved: bool,
 }
@@ -88,15 +48,37 @@ pub(crate) struct Completion {
 /// What completing a record released: to be woken and called outside the lock.
 #[must_use]
 pub(crate) struct Released {
-    pub(crate) waiters: Waiters,
-    pub(crate) callbacks: Vec<StoredCallback>,
+    first: Option<Waker>,
+    extra: Option<Box<Extra>>,
 }
 
 impl Released {
-    /// Wakes every waiter. Callbacks are returned for the caller to schedule.
-    pub(crate) fn wake_all(self) -> Vec<StoredCallback> {
-        self.waiters.wake_all();
-        self.callbacks
+    /// Takes the done callbacks, in registration order.
+    pub(crate) fn take_callbacks(&mut self) -> Vec<StoredCallback> {
+        self.extra
+            .as_mut()
+            .map(|extra| std::mem::take(&mut extra.callbacks))
+            .unwrap_or_default()
+    }
+
+    /// Wakes every awaiter.
+    pub(crate) fn wake_waiters(self) {
+        if let Some(waker) = self.first {
+            waker.wake();
+        }
+        if let Some(extra) = self.extra {
+            for (_, waker) in extra.more {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Wakes every awaiter and returns the callbacks for the caller to
+    /// schedule.
+    pub(crate) fn wake_all(mut self) -> Vec<StoredCallback> {
+        let callbacks = self.take_callbacks();
+        self.wake_waiters();
+        callbacks
     }
 }
 
@@ -104,8 +86,8 @@ impl Completion {
     pub(crate) const fn new() -> Completion {
         Completion {
             status: Status::Pending,
-            waiters: Waiters::new(),
-            callbacks: Vec::new(),
+            first: None,
+            extra: None,
             retrieved: false,
         }
     }
@@ -118,34 +100,57 @@ impl Completion {
         matches!(&self.status, Status::Failed(e) if e.is_cancelled())
     }
 
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
     /// Records the outcome and releases the waiters and callbacks.
     pub(crate) fn finish(&mut self, status: Status) -> Released {
         debug_assert!(!self.is_done());
         self.status = status;
         Released {
-            waiters: std::mem::take(&mut self.waiters),
-            callbacks: std::mem::take(&mut self.callbacks),
+            first: self.first.take(),
+            extra: self.extra.take(),
         }
     }
 
     /// Registers (or refreshes) the waker of one awaiter. `key` is the
     /// awaiter's slot, kept by the awaiter between polls.
     pub(crate) fn register(&mut self, key: &mut Option<usize>, waker: &Waker) {
-        if let Some(existing) = key.and_then(|k| self.waiters.get_mut(k)) {
+        let existing = match *key {
+            Some(0) => self.first.as_mut(),
+            Some(k) => self
+                .extra
+                .as_mut()
+                .and_then(|extra| extra.more.get_mut(k - 1)),
+            None => None,
+        };
+        if let Some(existing) = existing {
             if !existing.will_wake(waker) {
                 existing.clone_from(waker);
             }
             return;
         }
-        *key = Some(self.waiters.insert(waker.clone()));
+        *key = Some(if self.first.is_none() {
+            self.first = Some(waker.clone());
+            0
+        } else {
+            self.extra().more.insert(waker.clone()) + 1
+        });
     }
 
     /// Removes an awaiter that goes away before completion.
     pub(crate) fn unregister(&mut self, key: &mut Option<usize>) {
-        if let Some(k) = key.take() {
-            if !self.is_done() {
-                self.waiters.remove(k);
-            }
+        let Some(k) = key.take() else {
+            return;
+        };
+        if self.is_done() {
+            return;
+        }
+        if k == 0 {
+            self.first = None;
+        } else if let Some(extra) = self.extra.as_mut() {
+            extra.more.try_remove(k - 1);
         }
     }
 
@@ -155,16 +160,19 @@ impl Completion {
         if self.is_done() {
             Some(callback)
         } else {
-            self.callbacks.push(callback);
+            self.extra().callbacks.push(callback);
             None
         }
     }
 
     /// Removes every registration of the callback with `key`; returns how many.
     pub(crate) fn remove_callbacks(&mut self, key: usize) -> usize {
-        let before = self.callbacks.len();
-        self.callbacks.retain(|c| c.key != key);
-        before - self.callbacks.len()
+        let Some(extra) = self.extra.as_mut() else {
+            return 0;
+        };
+        let before = extra.callbacks.len();
+        extra.callbacks.retain(|c| c.key != key);
+        before - extra.callbacks.len()
     }
 
     /// The failure, marking it read; `None` if pending or succeeded.
@@ -184,5 +192,76 @@ impl Completion {
             Status::Failed(e) if !self.retrieved && !e.is_cancelled() => Some(e),
             _ => None,
         }
+    }
+}
+
+#[cfg(all(test, not(spindle_loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// The record is part of every task: it keeps what is rarely used out
+    /// of line (a regression guard for the bytes of a parked task).
+    #[test]
+    fn the_record_is_small() {
+        assert!(std::mem::size_of::<Completion>() <= 48);
+    }
+
+    #[test]
+    fn every_awaiter_is_woken_once_and_removed_ones_not_at_all() {
+        let counts: Vec<_> = (0..4)
+            .map(|_| Arc::new(Count(AtomicUsize::new(0))))
+            .collect();
+        let mut record = Completion::new();
+        let mut keys = [None; 4];
+        for (key, count) in keys.iter_mut().zip(&counts) {
+            record.register(key, &Waker::from(count.clone()));
+        }
+        assert_eq!(keys, [Some(0), Some(1), Some(2), Some(3)]);
+        // Registering again refreshes, it does not add.
+        record.register(&mut keys[2], &Waker::from(counts[2].clone()));
+        assert_eq!(keys[2], Some(2));
+        record.unregister(&mut keys[1]);
+        record.unregister(&mut keys[0]);
+        assert_eq!(keys[0], None);
+        let mut released = record.finish(Status::Succeeded);
+        assert!(released.take_callbacks().is_empty());
+        released.wake_waiters();
+        let woken: Vec<usize> = counts.iter().map(|c| c.0.load(SeqCst)).collect();
+        assert_eq!(woken, [0, 0, 1, 1]);
+    }
+
+    #[test]
+    fn callbacks_are_released_in_order_and_removable_by_key() {
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut record = Completion::new();
+        for (key, label) in [(7, "a"), (8, "b"), (7, "c"), (9, "d")] {
+            let order = order.clone();
+            let call = Box::new(move || order.lock().unwrap().push(label));
+            assert!(record.add_callback(StoredCallback { key, call }).is_none());
+        }
+        assert_eq!(record.remove_callbacks(7), 2);
+        assert_eq!(record.remove_callbacks(42), 0);
+        for callback in record.finish(Status::Succeeded).wake_all() {
+            (callback.call)();
+        }
+        assert_eq!(*order.lock().unwrap(), ["b", "d"]);
+        let late = StoredCallback {
+            key: 1,
+            call: Box::new(|| {}),
+        };
+        assert!(
+            record.add_callback(late).is_some(),
+            "a done record hands it back"
+        );
     }
 }

@@ -234,7 +234,7 @@ pub(crate) fn restore_current_cancel(cancel: &Error) {
     let mut aux = lock(&header.aux);
     if aux.cancel_requests > 0 && header.state.set_cancel_pending() && aux.cancel_message.is_none()
     {
-        aux.cancel_message = cancel.cancel_message().map(Arc::from);
+        aux.cancel_message = cancel.cancel_message().is_some().then(|| cancel.clone());
     }
 }
 

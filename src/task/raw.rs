@@ -38,24 +38,33 @@ pub(crate) struct Header {
     /// The runtime the task belongs to (where wakes schedule it).
     pub(crate) shared: Arc<Shared>,
     /// The name given at spawn; `None` means the default `Task-<id>`.
-    pub(crate) name: Option<Arc<str>>,
+    /// Boxed: a thin pointer keeps every task's header small, and names
+    /// are read only when asked for.
+    pub(crate) name: Option<Box<Arc<str>>>,
     /// Cancellation bookkeeping and the completion record.
     pub(crate) aux: Mutex<Aux>,
     /// Whether the body was polled at least once. Only the worker that holds
     /// the task in the `RUNNING` state reads or writes it.
     started: UnsafeCell<bool>,
-    /// The task's slot in the runtime's registry, `None` when not registered.
-    /// Guarded by the lock of the registry shard the task belongs to.
-    pub(crate) registry_key: UnsafeCell<Option<usize>>,
+    /// The task's slot in the runtime's registry, [`NOT_REGISTERED`] when
+    /// not registered. Guarded by the lock of the registry shard the task
+    /// belongs to.
+    pub(crate) registry_key: UnsafeCell<usize>,
 }
+
+/// The registry key of a task that is not in the registry (slab keys never
+/// reach it).
+pub(crate) const NOT_REGISTERED: usize = usize::MAX;
 
 /// State under the task's lock.
 pub(crate) struct Aux {
     pub(crate) completion: Completion,
     /// asyncio's `cancelling()` count: cancel requests not withdrawn by `uncancel`.
     pub(crate) cancel_requests: u32,
-    /// The message of the first cancel request not yet delivered.
-    pub(crate) cancel_message: Option<Arc<str>>,
+    /// The cancellation to deliver for the pending request, made from the
+    /// first of its requests that carried a message (`None`: no message).
+    /// An `Error` is one pointer, half the size of the message itself.
+    pub(crate) cancel_message: Option<Error>,
 }
 
 #[repr(C)]
@@ -126,19 +135,21 @@ impl RawTask {
                     },
                     id,
                     shared,
-                    name: spawn.name,
+                    name: spawn.name.map(Box::new),
                     aux: Mutex::new(Aux {
                         completion: Completion::new(),
                         cancel_requests: 0,
                         cancel_message: None,
                     }),
                     started: UnsafeCell::new(false),
-                    registry_key: UnsafeCell::new(None),
+                    registry_key: UnsafeCell::new(NOT_REGISTERED),
                 },
                 output: UnsafeCell::new(None),
             },
             future: UnsafeCell::new(Some(future)),
         });
+        #[cfg(spindle_helgrind)]
+        cell.prefix.header.state.announce_initialized();
         let ptr = NonNull::from(Box::leak(cell)).cast::<Header>();
         RawTask { ptr }
     }
@@ -240,7 +251,7 @@ impl RawTask {
             }
             aux.cancel_requests = aux.cancel_requests.saturating_add(1);
             if aux.cancel_message.is_none() {
-                aux.cancel_message = message;
+                aux.cancel_message = message.map(|m| Error::cancelled(Some(m)));
             }
         }
         self.wake_by_ref();
@@ -271,7 +282,11 @@ impl RawTask {
         let mut aux = lock(&header.aux);
         if header.state.clear_cancel_pending() {
             // Delivered: a later request carries its own message.
-            Some(Error::cancelled(aux.cancel_message.take()))
+            Some(
+                aux.cancel_message
+                    .take()
+                    .unwrap_or_else(|| Error::cancelled(None)),
+            )
         } else {
             None
         }
@@ -460,7 +475,11 @@ unsafe fn complete<T>(ptr: NonNull<Header>, outcome: Result<T, Error>) {
             // body returns ends cancelled.
             Ok(value) if header.state.load().is_cancel_pending() => {
                 discarded = Some(value);
-                Status::Failed(Error::cancelled(aux.cancel_message.clone()))
+                Status::Failed(
+                    aux.cancel_message
+                        .clone()
+                        .unwrap_or_else(|| Error::cancelled(None)),
+                )
             }
             Ok(value) => {
                 // SAFETY: aux lock held; `T` is the output type.
@@ -479,10 +498,12 @@ unsafe fn complete<T>(ptr: NonNull<Header>, outcome: Result<T, Error>) {
     // Done callbacks run here, after the outcome is recorded and before the
     // awaiters wake, so a callback can still read a result that an awaiter
     // will move out.
-    if !released.callbacks.is_empty() {
-        crate::scheduler::run_callbacks(Some(&header.shared), released.callbacks);
+    let mut released = released;
+    let callbacks = released.take_callbacks();
+    if !callbacks.is_empty() {
+        crate::scheduler::run_callbacks(Some(&header.shared), callbacks);
     }
-    released.waiters.wake_all();
+    released.wake_waiters();
     header.shared.task_finished();
 }
 
@@ -521,4 +542,17 @@ unsafe fn waker_drop(data: *const ()) {
     // SAFETY: as in `waker_clone`; the waker's reference is given back.
     let raw = unsafe { RawTask::from_ptr(data as *const Header) };
     raw.drop_reference();
+}
+
+#[cfg(all(test, not(spindle_loom)))]
+mod tests {
+    use super::*;
+
+    /// The header is part of every task, parked or not: what is rarely used
+    /// lives out of line (a regression guard for the bytes per parked task,
+    /// `benches/memory.rs`).
+    #[test]
+    fn the_header_stays_small() {
+        assert!(std::mem::size_of::<Header>() <= 128);
+    }
 }

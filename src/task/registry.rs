@@ -5,7 +5,7 @@
 //! workers rarely meet on one lock. Each registered task holds one reference
 //! for the registry, given back when the task completes.
 
-use super::raw::RawTask;
+use super::raw::{RawTask, NOT_REGISTERED};
 use super::AnyTask;
 use crate::loom::{lock, Mutex};
 use slab::Slab;
@@ -50,7 +50,7 @@ impl Registry {
         }
         let key = shard.tasks.insert(task);
         // SAFETY: `registry_key` is guarded by this shard's lock, held here.
-        unsafe { *task.header().registry_key.get() = Some(key) };
+        unsafe { *task.header().registry_key.get() = key };
         true
     }
 
@@ -60,14 +60,13 @@ impl Registry {
     pub(crate) fn remove(&self, task: RawTask) -> bool {
         let mut shard = lock(self.shard(task));
         // SAFETY: `registry_key` is guarded by this shard's lock, held here.
-        let key = unsafe { (*task.header().registry_key.get()).take() };
-        match key {
-            Some(key) => {
-                shard.tasks.remove(key);
-                true
-            }
-            None => false,
+        let key =
+            unsafe { std::mem::replace(&mut *task.header().registry_key.get(), NOT_REGISTERED) };
+        if key == NOT_REGISTERED {
+            return false;
         }
+        shard.tasks.remove(key);
+        true
     }
 
     /// Handles to every registered task.
@@ -94,7 +93,7 @@ impl Registry {
             shard.closed = true;
             for raw in shard.tasks.drain() {
                 // SAFETY: guarded by this shard's lock, held here.
-                unsafe { *raw.header().registry_key.get() = None };
+                unsafe { *raw.header().registry_key.get() = NOT_REGISTERED };
                 left.push(raw);
             }
         }

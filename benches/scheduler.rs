@@ -1,32 +1,68 @@
-//! Scheduler benchmarks: spindle against tokio's multi-thread runtime.
+//! Scheduler benchmarks: spindle against tokio's multi-thread runtime and
+//! smol's executor (`async-executor`), in one run.
 //!
 //! The workloads follow tokio's own `benches/rt_multi_threaded.rs`
 //! (spawn_many_local, spawn_many_remote_idle, spawn_many_remote_busy1,
 //! yield_many, ping_pong, chained_spawn, with its parameters), plus the
-//! classic skynet. Each workload is one criterion group with two functions,
-//! `spindle` and `tokio`, run with the same number of worker threads (the
-//! machine's available parallelism), so criterion prints them side by side.
+//! classic skynet.
 //!
-//! Differences from tokio's file, applied to both runtimes alike:
+//! # Naming and worker counts
+//! Each workload is one criterion group (named after the workload); each
+//! runtime is one function of it, with the worker count as the parameter:
+//! `<workload>/<runtime>/<workers>`, e.g. `spawn_many_local/spindle/1`,
+//! `spawn_many_local/tokio/1`, `spawn_many_local/smol/1`,
+//! `spawn_many_local/spindle/2`, ... Every workload runs with 1 worker
+//! thread and with all cores (`available_parallelism`; just 1 on a 1-core
+//! machine), and at each worker count every runtime gets exactly that many
+//! worker threads. Runtimes are built one at a time, once per worker count,
+//! outside the measured closure.
+//!
+//! The runtimes:
+//! - `spindle`: `spindle::Runtime` with `worker_threads(w)`;
+//! - `tokio`: `Builder::new_multi_thread().worker_threads(w)`;
+//! - `smol`: one `async_executor::Executor` run by `w` threads, each in
+//!   `futures_lite::future::block_on(ex.run(stop))` (`SmolRt` below). Tasks
+//!   spawn tasks through a thread-local handle to the executor of their
+//!   worker (the analogue of `tokio::spawn` / `spindle::spawn`);
+//!   fire-and-forget tasks are `detach`ed. Its one-shot in ping_pong is an
+//!   `async_channel::bounded(1)` (smol has no dedicated one-shot).
+//!
+//! Differences from tokio's file, applied to all runtimes alike:
 //! - spindle's `block_on` runs its future as a task on a worker, so nothing
 //!   here blocks inside `block_on`: completion signals go through a std
 //!   channel that the bench thread waits on (with a timeout, so a lost
 //!   wake-up fails the bench instead of hanging it).
 //! - spawn_many_local spawns from inside a task running on a worker, so the
-//!   spawns really are local for both runtimes (in tokio's file they come
+//!   spawns really are local for every runtime (in tokio's file they come
 //!   from `block_on`'s thread, which is not a worker).
 //! - spawn_many_remote_busy's spinning tasks also stop after a deadline.
+//! - yield_many runs TASKS_PER_CPU tasks per worker of the run.
+//!
+//! # The summary
+//! At the end a summary is printed: per workload and worker count, the mean
+//! time per iteration of every runtime over criterion's measurement samples
+//! (warm-up left out) and the ratios spindle/tokio and spindle/smol (below 1:
+//! spindle faster). In test mode it is printed too, from one iteration each.
+//!
+//! A full `cargo bench --bench scheduler` takes about 4 minutes on an idle
+//! 2-core machine (7 workloads x 2 worker counts x 3 runtimes; each function
+//! about 4 s, skynet's 6 to 12 s), more under load. `benches/report.sh scheduler` runs it and writes
+//! the table and the plot of the ratios into `docs/benchmarks.md`.
 //!
 //! `cargo bench --bench scheduler -- --test` runs every benchmark once.
 
+use async_executor::Executor;
 use criterion::measurement::WallTime;
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode};
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode};
+use futures_lite::future;
+use std::cell::RefCell;
 use std::future::Future;
+use std::hint::black_box;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Tasks spawned per iteration by the spawn_many_* benchmarks.
@@ -50,20 +86,30 @@ const HANG_TIMEOUT: Duration = Duration::from_secs(60);
 /// The busy tasks of spawn_many_remote_busy stop by themselves after this.
 const BUSY_DEADLINE: Duration = Duration::from_secs(300);
 
-fn workers() -> usize {
+/// All cores: the machine's available parallelism.
+fn all_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn spindle_rt() -> spindle::Runtime {
+/// The worker counts every workload runs at: 1 and all cores.
+fn worker_counts() -> Vec<usize> {
+    let mut counts = vec![1];
+    if all_cores() > 1 {
+        counts.push(all_cores());
+    }
+    counts
+}
+
+fn spindle_rt(workers: usize) -> spindle::Runtime {
     spindle::Runtime::builder()
-        .worker_threads(workers())
+        .worker_threads(workers)
         .build()
         .expect("build the spindle runtime")
 }
 
-fn tokio_rt() -> tokio::runtime::Runtime {
+fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers())
+        .worker_threads(workers)
         .build()
         .expect("build the tokio runtime")
 }
@@ -86,13 +132,15 @@ fn stall() {
 }
 
 /// A group with modest sampling so the whole file runs in a few minutes.
-fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-    let mut group = c.benchmark_group(name);
-    group
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
-    group
+fn group<'a>(c: &'a mut Criterion, name: &str) -> Group<'a> {
+    Group::new(
+        c,
+        name,
+        20,
+        Duration::from_secs(1),
+        Duration::from_secs(3),
+        false,
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -104,10 +152,10 @@ fn spawn_many_local(c: &mut Criterion) {
     let (tx, rx) = mpsc::sync_channel(1000);
     let rem = Arc::new(AtomicUsize::new(0));
 
-    {
-        let rt = spindle_rt();
-        group.bench_function("spindle", |b| {
-            b.iter(|| {
+    for w in worker_counts() {
+        {
+            let rt = spindle_rt(w);
+            group.bench("spindle", w, None, || {
                 rem.store(NUM_SPAWN, Relaxed);
                 let (tx, rem) = (tx.clone(), rem.clone());
                 drop(rt.spawn(async move {
@@ -123,13 +171,11 @@ fn spawn_many_local(c: &mut Criterion) {
                     spindle::Ok(())
                 }));
                 wait(&rx, 1, "spindle spawn_many_local");
-            })
-        });
-    }
-    {
-        let rt = tokio_rt();
-        group.bench_function("tokio", |b| {
-            b.iter(|| {
+            });
+        }
+        {
+            let rt = tokio_rt(w);
+            group.bench("tokio", w, None, || {
                 rem.store(NUM_SPAWN, Relaxed);
                 let (tx, rem) = (tx.clone(), rem.clone());
                 rt.spawn(async move {
@@ -143,8 +189,28 @@ fn spawn_many_local(c: &mut Criterion) {
                     }
                 });
                 wait(&rx, 1, "tokio spawn_many_local");
-            })
-        });
+            });
+        }
+        {
+            let rt = SmolRt::new(w);
+            group.bench("smol", w, None, || {
+                rem.store(NUM_SPAWN, Relaxed);
+                let (tx, rem) = (tx.clone(), rem.clone());
+                rt.spawn(async move {
+                    for _ in 0..NUM_SPAWN {
+                        let (tx, rem) = (tx.clone(), rem.clone());
+                        smol_spawn(async move {
+                            if 1 == rem.fetch_sub(1, Relaxed) {
+                                tx.send(()).unwrap();
+                            }
+                        })
+                        .detach();
+                    }
+                })
+                .detach();
+                wait(&rx, 1, "smol spawn_many_local");
+            });
+        }
     }
     group.finish();
 }
@@ -185,21 +251,37 @@ fn tokio_spawn_remote(
     });
 }
 
+fn smol_spawn_remote(rt: &SmolRt, handles: &mut Vec<async_executor::Task<()>>) {
+    for _ in 0..NUM_SPAWN {
+        handles.push(rt.spawn(async {}));
+    }
+    future::block_on(async {
+        for task in handles.drain(..) {
+            task.await;
+        }
+    });
+}
+
 fn spawn_many_remote_idle(c: &mut Criterion) {
     let mut group = group(c, "spawn_many_remote_idle");
-    {
-        let rt = spindle_rt();
-        let mut handles = Vec::with_capacity(NUM_SPAWN);
-        group.bench_function("spindle", |b| {
-            b.iter(|| handles = spindle_spawn_remote(&rt, std::mem::take(&mut handles)))
-        });
-    }
-    {
-        let rt = tokio_rt();
-        let mut handles = Vec::with_capacity(NUM_SPAWN);
-        group.bench_function("tokio", |b| {
-            b.iter(|| tokio_spawn_remote(&rt, &mut handles))
-        });
+    for w in worker_counts() {
+        {
+            let rt = spindle_rt(w);
+            let mut handles = Vec::with_capacity(NUM_SPAWN);
+            group.bench("spindle", w, None, || {
+                handles = spindle_spawn_remote(&rt, std::mem::take(&mut handles))
+            });
+        }
+        {
+            let rt = tokio_rt(w);
+            let mut handles = Vec::with_capacity(NUM_SPAWN);
+            group.bench("tokio", w, None, || tokio_spawn_remote(&rt, &mut handles));
+        }
+        {
+            let rt = SmolRt::new(w);
+            let mut handles = Vec::with_capacity(NUM_SPAWN);
+            group.bench("smol", w, None, || smol_spawn_remote(&rt, &mut handles));
+        }
     }
     group.finish();
 }
@@ -208,60 +290,84 @@ fn spawn_many_remote_idle(c: &mut Criterion) {
 /// with CPU work and yields while the bench thread spawns.
 fn spawn_many_remote_busy(c: &mut Criterion) {
     let mut group = group(c, "spawn_many_remote_busy");
-    {
-        let rt = spindle_rt();
-        let flag = Arc::new(AtomicBool::new(true));
-        let deadline = Instant::now() + BUSY_DEADLINE;
-        let busy: Vec<_> = (0..2 * workers())
-            .map(|_| {
-                let flag = flag.clone();
-                rt.spawn(async move {
-                    while flag.load(Relaxed) && Instant::now() < deadline {
-                        spindle::yield_now().await?;
-                        stall();
-                    }
-                    spindle::Ok(())
+    for w in worker_counts() {
+        {
+            let rt = spindle_rt(w);
+            let flag = Arc::new(AtomicBool::new(true));
+            let deadline = Instant::now() + BUSY_DEADLINE;
+            let busy: Vec<_> = (0..2 * w)
+                .map(|_| {
+                    let flag = flag.clone();
+                    rt.spawn(async move {
+                        while flag.load(Relaxed) && Instant::now() < deadline {
+                            spindle::yield_now().await?;
+                            stall();
+                        }
+                        spindle::Ok(())
+                    })
                 })
+                .collect();
+            let mut handles = Vec::with_capacity(NUM_SPAWN);
+            group.bench("spindle", w, None, || {
+                handles = spindle_spawn_remote(&rt, std::mem::take(&mut handles))
+            });
+            flag.store(false, Relaxed);
+            rt.block_on(async move {
+                for task in busy {
+                    task.await?;
+                }
+                spindle::Ok(())
             })
-            .collect();
-        let mut handles = Vec::with_capacity(NUM_SPAWN);
-        group.bench_function("spindle", |b| {
-            b.iter(|| handles = spindle_spawn_remote(&rt, std::mem::take(&mut handles)))
-        });
-        flag.store(false, Relaxed);
-        rt.block_on(async move {
-            for task in busy {
-                task.await?;
-            }
-            spindle::Ok(())
-        })
-        .expect("spindle busy tasks");
-    }
-    {
-        let rt = tokio_rt();
-        let flag = Arc::new(AtomicBool::new(true));
-        let deadline = Instant::now() + BUSY_DEADLINE;
-        let busy: Vec<_> = (0..2 * workers())
-            .map(|_| {
-                let flag = flag.clone();
-                rt.spawn(async move {
-                    while flag.load(Relaxed) && Instant::now() < deadline {
-                        tokio::task::yield_now().await;
-                        stall();
-                    }
+            .expect("spindle busy tasks");
+        }
+        {
+            let rt = tokio_rt(w);
+            let flag = Arc::new(AtomicBool::new(true));
+            let deadline = Instant::now() + BUSY_DEADLINE;
+            let busy: Vec<_> = (0..2 * w)
+                .map(|_| {
+                    let flag = flag.clone();
+                    rt.spawn(async move {
+                        while flag.load(Relaxed) && Instant::now() < deadline {
+                            tokio::task::yield_now().await;
+                            stall();
+                        }
+                    })
                 })
-            })
-            .collect();
-        let mut handles = Vec::with_capacity(NUM_SPAWN);
-        group.bench_function("tokio", |b| {
-            b.iter(|| tokio_spawn_remote(&rt, &mut handles))
-        });
-        flag.store(false, Relaxed);
-        rt.block_on(async move {
-            for task in busy {
-                task.await.unwrap();
-            }
-        });
+                .collect();
+            let mut handles = Vec::with_capacity(NUM_SPAWN);
+            group.bench("tokio", w, None, || tokio_spawn_remote(&rt, &mut handles));
+            flag.store(false, Relaxed);
+            rt.block_on(async move {
+                for task in busy {
+                    task.await.unwrap();
+                }
+            });
+        }
+        {
+            let rt = SmolRt::new(w);
+            let flag = Arc::new(AtomicBool::new(true));
+            let deadline = Instant::now() + BUSY_DEADLINE;
+            let busy: Vec<_> = (0..2 * w)
+                .map(|_| {
+                    let flag = flag.clone();
+                    rt.spawn(async move {
+                        while flag.load(Relaxed) && Instant::now() < deadline {
+                            future::yield_now().await;
+                            stall();
+                        }
+                    })
+                })
+                .collect();
+            let mut handles = Vec::with_capacity(NUM_SPAWN);
+            group.bench("smol", w, None, || smol_spawn_remote(&rt, &mut handles));
+            flag.store(false, Relaxed);
+            future::block_on(async move {
+                for task in busy {
+                    task.await;
+                }
+            });
+        }
     }
     group.finish();
 }
@@ -270,13 +376,13 @@ fn spawn_many_remote_busy(c: &mut Criterion) {
 // yield_many: TASKS_PER_CPU tasks per worker, each yielding NUM_YIELD times.
 
 fn yield_many(c: &mut Criterion) {
-    let tasks = TASKS_PER_CPU * workers();
     let mut group = group(c, "yield_many");
-    let (tx, rx) = mpsc::sync_channel(tasks);
-    {
-        let rt = spindle_rt();
-        group.bench_function("spindle", |b| {
-            b.iter(|| {
+    let (tx, rx) = mpsc::sync_channel(TASKS_PER_CPU * all_cores());
+    for w in worker_counts() {
+        let tasks = TASKS_PER_CPU * w;
+        {
+            let rt = spindle_rt(w);
+            group.bench("spindle", w, None, || {
                 for _ in 0..tasks {
                     let tx = tx.clone();
                     drop(rt.spawn(async move {
@@ -288,13 +394,11 @@ fn yield_many(c: &mut Criterion) {
                     }));
                 }
                 wait(&rx, tasks, "spindle yield_many");
-            })
-        });
-    }
-    {
-        let rt = tokio_rt();
-        group.bench_function("tokio", |b| {
-            b.iter(|| {
+            });
+        }
+        {
+            let rt = tokio_rt(w);
+            group.bench("tokio", w, None, || {
                 for _ in 0..tasks {
                     let tx = tx.clone();
                     rt.spawn(async move {
@@ -305,24 +409,41 @@ fn yield_many(c: &mut Criterion) {
                     });
                 }
                 wait(&rx, tasks, "tokio yield_many");
-            })
-        });
+            });
+        }
+        {
+            let rt = SmolRt::new(w);
+            group.bench("smol", w, None, || {
+                for _ in 0..tasks {
+                    let tx = tx.clone();
+                    rt.spawn(async move {
+                        for _ in 0..NUM_YIELD {
+                            future::yield_now().await;
+                        }
+                        tx.send(()).unwrap();
+                    })
+                    .detach();
+                }
+                wait(&rx, tasks, "smol yield_many");
+            });
+        }
     }
     group.finish();
 }
 
 // ---------------------------------------------------------------------------
 // ping_pong: a task spawns NUM_PINGS tasks; each spawns a partner, sends it a
-// ping through a one-shot (a `Promise` on spindle) and awaits the pong.
+// ping through a one-shot (a `Promise` on spindle, an `async_channel` of
+// capacity 1 on smol) and awaits the pong.
 
 fn ping_pong(c: &mut Criterion) {
     let mut group = group(c, "ping_pong");
     let (done_tx, done_rx) = mpsc::sync_channel(1000);
     let rem = Arc::new(AtomicUsize::new(0));
-    {
-        let rt = spindle_rt();
-        group.bench_function("spindle", |b| {
-            b.iter(|| {
+    for w in worker_counts() {
+        {
+            let rt = spindle_rt(w);
+            group.bench("spindle", w, None, || {
                 rem.store(NUM_PINGS, Relaxed);
                 let (done_tx, rem) = (done_tx.clone(), rem.clone());
                 drop(rt.spawn(async move {
@@ -347,13 +468,11 @@ fn ping_pong(c: &mut Criterion) {
                     spindle::Ok(())
                 }));
                 wait(&done_rx, 1, "spindle ping_pong");
-            })
-        });
-    }
-    {
-        let rt = tokio_rt();
-        group.bench_function("tokio", |b| {
-            b.iter(|| {
+            });
+        }
+        {
+            let rt = tokio_rt(w);
+            group.bench("tokio", w, None, || {
                 rem.store(NUM_PINGS, Relaxed);
                 let (done_tx, rem) = (done_tx.clone(), rem.clone());
                 rt.spawn(async move {
@@ -375,8 +494,37 @@ fn ping_pong(c: &mut Criterion) {
                     }
                 });
                 wait(&done_rx, 1, "tokio ping_pong");
-            })
-        });
+            });
+        }
+        {
+            let rt = SmolRt::new(w);
+            group.bench("smol", w, None, || {
+                rem.store(NUM_PINGS, Relaxed);
+                let (done_tx, rem) = (done_tx.clone(), rem.clone());
+                rt.spawn(async move {
+                    for _ in 0..NUM_PINGS {
+                        let (done_tx, rem) = (done_tx.clone(), rem.clone());
+                        smol_spawn(async move {
+                            let (tx1, rx1) = async_channel::bounded::<()>(1);
+                            let (tx2, rx2) = async_channel::bounded::<()>(1);
+                            smol_spawn(async move {
+                                rx1.recv().await.unwrap();
+                                tx2.try_send(()).unwrap();
+                            })
+                            .detach();
+                            tx1.try_send(()).unwrap();
+                            rx2.recv().await.unwrap();
+                            if 1 == rem.fetch_sub(1, Relaxed) {
+                                done_tx.send(()).unwrap();
+                            }
+                        })
+                        .detach();
+                    }
+                })
+                .detach();
+                wait(&done_rx, 1, "smol ping_pong");
+            });
+        }
     }
     group.finish();
 }
@@ -405,33 +553,53 @@ fn tokio_chain(done_tx: SyncSender<()>, n: usize) {
     }
 }
 
+fn smol_chain(done_tx: SyncSender<()>, n: usize) {
+    if n == 0 {
+        done_tx.send(()).unwrap();
+    } else {
+        smol_spawn(async move {
+            smol_chain(done_tx, n - 1);
+        })
+        .detach();
+    }
+}
+
 fn chained_spawn(c: &mut Criterion) {
     let mut group = group(c, "chained_spawn");
     let (done_tx, done_rx) = mpsc::sync_channel(1000);
-    {
-        let rt = spindle_rt();
-        group.bench_function("spindle", |b| {
-            b.iter(|| {
+    for w in worker_counts() {
+        {
+            let rt = spindle_rt(w);
+            group.bench("spindle", w, None, || {
                 let done_tx = done_tx.clone();
                 drop(rt.spawn(async move {
                     spindle_chain(done_tx, ITER);
                     spindle::Ok(())
                 }));
                 wait(&done_rx, 1, "spindle chained_spawn");
-            })
-        });
-    }
-    {
-        let rt = tokio_rt();
-        group.bench_function("tokio", |b| {
-            b.iter(|| {
+            });
+        }
+        {
+            let rt = tokio_rt(w);
+            group.bench("tokio", w, None, || {
                 let done_tx = done_tx.clone();
                 rt.spawn(async move {
                     tokio_chain(done_tx, ITER);
                 });
                 wait(&done_rx, 1, "tokio chained_spawn");
-            })
-        });
+            });
+        }
+        {
+            let rt = SmolRt::new(w);
+            group.bench("smol", w, None, || {
+                let done_tx = done_tx.clone();
+                rt.spawn(async move {
+                    smol_chain(done_tx, ITER);
+                })
+                .detach();
+                wait(&done_rx, 1, "smol chained_spawn");
+            });
+        }
     }
     group.finish();
 }
@@ -476,6 +644,23 @@ fn tokio_skynet(num: u64, size: u64) -> BoxFuture<u64> {
     })
 }
 
+fn smol_skynet(num: u64, size: u64) -> BoxFuture<u64> {
+    Box::pin(async move {
+        if size == 1 {
+            return num;
+        }
+        let child = size / 10;
+        let children: Vec<_> = (0..10)
+            .map(|i| smol_spawn(smol_skynet(num + i * child, child)))
+            .collect();
+        let mut sum = 0;
+        for task in children {
+            sum += task.await;
+        }
+        sum
+    })
+}
+
 fn run_spindle_skynet(rt: &spindle::Runtime) -> u64 {
     rt.block_on(spindle_skynet(0, SKYNET_LEAVES))
         .expect("spindle skynet")
@@ -487,46 +672,311 @@ fn run_tokio_skynet(rt: &tokio::runtime::Runtime) -> u64 {
         .expect("tokio skynet")
 }
 
+fn run_smol_skynet(rt: &SmolRt) -> u64 {
+    // The root is a task on the executor; the bench thread awaits it.
+    future::block_on(rt.spawn(smol_skynet(0, SKYNET_LEAVES)))
+}
+
 fn skynet(c: &mut Criterion) {
-    let mut group = c.benchmark_group("skynet");
-    group
-        .sample_size(10)
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
-    {
-        let rt = spindle_rt();
-        let mut verified = false;
-        group.bench_function("spindle", |b| {
-            if !verified {
-                assert_eq!(run_spindle_skynet(&rt), SKYNET_SUM, "spindle skynet sum");
-                verified = true;
-            }
-            b.iter(|| run_spindle_skynet(&rt))
-        });
-    }
-    {
-        let rt = tokio_rt();
-        let mut verified = false;
-        group.bench_function("tokio", |b| {
-            if !verified {
-                assert_eq!(run_tokio_skynet(&rt), SKYNET_SUM, "tokio skynet sum");
-                verified = true;
-            }
-            b.iter(|| run_tokio_skynet(&rt))
-        });
+    let mut group = Group::new(
+        c,
+        "skynet",
+        10,
+        Duration::from_secs(1),
+        Duration::from_secs(5),
+        true,
+    );
+    for w in worker_counts() {
+        {
+            let rt = spindle_rt(w);
+            group.bench("spindle", w, Some(SKYNET_SUM), || run_spindle_skynet(&rt));
+        }
+        {
+            let rt = tokio_rt(w);
+            group.bench("tokio", w, Some(SKYNET_SUM), || run_tokio_skynet(&rt));
+        }
+        {
+            let rt = SmolRt::new(w);
+            group.bench("smol", w, Some(SKYNET_SUM), || run_smol_skynet(&rt));
+        }
     }
     group.finish();
 }
 
-criterion_group!(
-    scheduler,
-    spawn_many_local,
-    spawn_many_remote_idle,
-    spawn_many_remote_busy,
-    yield_many,
-    ping_pong,
-    chained_spawn,
-    skynet,
-);
-criterion_main!(scheduler);
+// criterion_main!, then the summary.
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    spawn_many_local(&mut criterion);
+    spawn_many_remote_idle(&mut criterion);
+    spawn_many_remote_busy(&mut criterion);
+    yield_many(&mut criterion);
+    ping_pong(&mut criterion);
+    chained_spawn(&mut criterion);
+    skynet(&mut criterion);
+    criterion.final_summary();
+    print_summary("scheduler");
+}
+// ---------------------------------------------------------------------------
+// smol's executor on W threads.
+
+thread_local! {
+    /// The executor whose worker this thread is (set on `SmolRt`'s threads).
+    static SMOL_EX: RefCell<Option<Arc<Executor<'static>>>> = const { RefCell::new(None) };
+}
+
+/// An `async_executor::Executor` run by `workers` threads until dropped.
+struct SmolRt {
+    ex: Arc<Executor<'static>>,
+    /// Closed (dropped) to stop the workers: their `run` future is the
+    /// `recv` of this channel, which fails once it is closed.
+    stop: Option<async_channel::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl SmolRt {
+    fn new(workers: usize) -> SmolRt {
+        let ex = Arc::new(Executor::new());
+        let (stop, stopped) = async_channel::bounded::<()>(1);
+        let threads = (0..workers)
+            .map(|i| {
+                let (ex, stopped) = (ex.clone(), stopped.clone());
+                std::thread::Builder::new()
+                    .name(format!("smol-worker-{i}"))
+                    .spawn(move || {
+                        SMOL_EX.with(|cur| *cur.borrow_mut() = Some(ex.clone()));
+                        let _ = future::block_on(ex.run(stopped.recv()));
+                        SMOL_EX.with(|cur| cur.borrow_mut().take());
+                    })
+                    .expect("spawn a smol worker thread")
+            })
+            .collect();
+        SmolRt {
+            ex,
+            stop: Some(stop),
+            threads,
+        }
+    }
+
+    /// Spawns from outside the workers (a remote spawn).
+    fn spawn<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = T> + Send + 'static,
+    ) -> async_executor::Task<T> {
+        self.ex.spawn(fut)
+    }
+}
+
+impl Drop for SmolRt {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        for thread in self.threads.drain(..) {
+            if thread.join().is_err() && !std::thread::panicking() {
+                panic!("a smol worker thread panicked");
+            }
+        }
+    }
+}
+
+/// Spawns onto the executor of the current smol worker thread.
+fn smol_spawn<T: Send + 'static>(
+    fut: impl Future<Output = T> + Send + 'static,
+) -> async_executor::Task<T> {
+    SMOL_EX.with(|cur| {
+        cur.borrow()
+            .as_ref()
+            .expect("smol_spawn outside a smol worker")
+            .spawn(fut)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Groups, records of the measured calls, and the summary.
+
+/// One call of a measured routine: when it started, its iterations, and
+/// the time they took.
+type Call = (Instant, u64, Duration);
+
+/// The calls of one function (`runtime` at `workers` workers) of a group.
+struct Record {
+    group: String,
+    name: &'static str,
+    workers: usize,
+    warm_up: Duration,
+    calls: Vec<Call>,
+}
+
+impl Record {
+    /// Mean time per iteration, in seconds, over the calls of criterion's
+    /// measurement (those that started after the warm-up; all calls if none
+    /// did, as in test mode).
+    fn mean(&self) -> f64 {
+        let first = self.calls[0].0;
+        let measured: Vec<&Call> = self
+            .calls
+            .iter()
+            .filter(|(start, _, _)| start.duration_since(first) >= self.warm_up)
+            .collect();
+        let calls = if measured.is_empty() {
+            self.calls.iter().collect()
+        } else {
+            measured
+        };
+        let per_iter = |(_, iters, elapsed): &&Call| elapsed.as_secs_f64() / *iters as f64;
+        calls.iter().map(per_iter).sum::<f64>() / calls.len() as f64
+    }
+}
+
+static RECORDS: Mutex<Vec<Record>> = Mutex::new(Vec::new());
+
+fn record(group: &str, name: &'static str, workers: usize, warm_up: Duration, call: Call) {
+    let mut records = RECORDS.lock().unwrap();
+    match records
+        .iter_mut()
+        .find(|r| r.group == group && r.name == name && r.workers == workers)
+    {
+        Some(r) => r.calls.push(call),
+        None => records.push(Record {
+            group: group.to_string(),
+            name,
+            workers,
+            warm_up,
+            calls: vec![call],
+        }),
+    }
+}
+
+/// A criterion group whose functions are `<runtime>/<workers>` and whose
+/// measured calls are recorded for the summary.
+struct Group<'a> {
+    inner: BenchmarkGroup<'a, WallTime>,
+    name: String,
+    warm_up: Duration,
+}
+
+impl<'a> Group<'a> {
+    fn new(
+        c: &'a mut Criterion,
+        name: &str,
+        sample_size: usize,
+        warm_up: Duration,
+        measurement: Duration,
+        flat: bool,
+    ) -> Group<'a> {
+        let mut inner = c.benchmark_group(name);
+        inner
+            .sample_size(sample_size)
+            .warm_up_time(warm_up)
+            .measurement_time(measurement);
+        if flat {
+            inner.sampling_mode(SamplingMode::Flat);
+        }
+        Group {
+            inner,
+            name: name.to_string(),
+            warm_up,
+        }
+    }
+
+    /// Benchmarks `run` as `<runtime>/<workers>`; if `expected` is given,
+    /// checks `run`'s result once first, outside the timing.
+    fn bench<T: PartialEq + std::fmt::Debug>(
+        &mut self,
+        runtime: &'static str,
+        workers: usize,
+        expected: Option<T>,
+        mut run: impl FnMut() -> T,
+    ) {
+        let (group, warm_up) = (self.name.clone(), self.warm_up);
+        let mut expected = expected;
+        self.inner
+            .bench_function(BenchmarkId::new(runtime, workers), |b| {
+                if let Some(expected) = expected.take() {
+                    assert_eq!(run(), expected, "{group}/{runtime}/{workers}: wrong result");
+                }
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        black_box(run());
+                    }
+                    let elapsed = start.elapsed();
+                    record(&group, runtime, workers, warm_up, (start, iters, elapsed));
+                    elapsed
+                })
+            });
+    }
+
+    fn finish(self) {
+        self.inner.finish();
+    }
+}
+
+/// Whether criterion runs in test mode: `--test`, or not run by `cargo bench`.
+fn test_mode() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--test") || !args.iter().any(|a| a == "--bench")
+}
+
+fn fmt_time(secs: f64) -> String {
+    if secs >= 1.0 {
+        format!("{secs:.3} s")
+    } else if secs >= 1e-3 {
+        format!("{:.3} ms", secs * 1e3)
+    } else if secs >= 1e-6 {
+        format!("{:.3} us", secs * 1e6)
+    } else {
+        format!("{:.1} ns", secs * 1e9)
+    }
+}
+
+/// Prints, per group and worker count, every function's mean time per
+/// iteration and the ratios of each spindle function to each peer.
+fn print_summary(bench: &str) {
+    let records = RECORDS.lock().unwrap();
+    if records.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "{bench} summary: mean time per iteration over criterion's measurement samples \
+         (warm-up left out); ratio = spindle time / peer time (below 1: spindle faster){}",
+        if test_mode() {
+            "\n  TEST MODE: one iteration each, not a measurement"
+        } else {
+            ""
+        }
+    );
+    let mut groups: Vec<&str> = records.iter().map(|r| r.group.as_str()).collect();
+    groups.dedup();
+    for group in groups {
+        println!("  {group}:");
+        let mut worker_counts: Vec<usize> = records
+            .iter()
+            .filter(|r| r.group == group)
+            .map(|r| r.workers)
+            .collect();
+        worker_counts.sort_unstable();
+        worker_counts.dedup();
+        for w in worker_counts {
+            let of_run: Vec<(&str, f64)> = records
+                .iter()
+                .filter(|r| r.group == group && r.workers == w)
+                .map(|r| (r.name, r.mean()))
+                .collect();
+            let times: Vec<String> = of_run
+                .iter()
+                .map(|(name, t)| format!("{name} {}", fmt_time(*t)))
+                .collect();
+            println!("    {w} worker(s): {}", times.join(", "));
+            for (name, t) in of_run.iter().filter(|(n, _)| n.starts_with("spindle")) {
+                let ratios: Vec<String> = of_run
+                    .iter()
+                    .filter(|(n, _)| !n.starts_with("spindle"))
+                    .map(|(peer, p)| format!("{name}/{peer} {:.3}", t / p))
+                    .collect();
+                if !ratios.is_empty() {
+                    println!("      {}", ratios.join("  "));
+                }
+            }
+        }
+    }
+}

@@ -1,12 +1,19 @@
 //! Structured-concurrency benchmarks: spindle's `TaskGroup` and `gather`
-//! against tokio's `JoinSet` / `JoinHandle`s and rayon's `join`.
+//! against tokio's `JoinSet` / `JoinHandle`s, smol's executor
+//! (`async-executor`) and rayon's `join`, in one run.
 //!
 //! Conventions follow `benches/scheduler.rs`: each workload is one criterion
-//! group with one function per runtime, every runtime has the same number of
-//! worker threads (the machine's available parallelism), runtimes are built
-//! once outside the measured closure, and the result goes to the bench
-//! thread through a std channel with a watchdog timeout, so a lost wake-up
-//! fails the bench instead of hanging it.
+//! group, each runtime's variant one function of it with the worker count
+//! as the parameter, `<workload>/<function>/<workers>` (e.g.
+//! `fib_30/spindle_task_group/1`, `fib_30/tokio_joinset/1`,
+//! `fib_30/smol/2`, `gather_100k/tokio/2`). Every workload runs with 1
+//! worker thread and with all cores (`available_parallelism`), every
+//! runtime with exactly that many worker threads; runtimes are built once
+//! per worker count outside the measured closure, and the result goes to
+//! the bench thread through a std channel with a watchdog timeout, so a
+//! lost wake-up fails the bench instead of hanging it. smol's executor runs
+//! on `w` threads as in `benches/scheduler.rs` (`SmolRt`), and its tasks
+//! spawn through a thread-local handle to their worker's executor.
 //!
 //! - `fib_N`: fork-join Fibonacci. Every call with `n >= 2` spawns its two
 //!   halves and sums their results; there is no sequential cutoff, so this
@@ -17,6 +24,8 @@
 //!   - `spindle_gather`: the halves are spawned and `spindle::gather`ed;
 //!   - `tokio_joinset`: the halves are spawned into a `JoinSet`, which is
 //!     drained with `join_next`;
+//!   - `smol`: the halves are spawned on the executor and both `Task`s
+//!     awaited (smol has no task group or join set);
 //!   - `rayon_join`: `rayon::join` in a rayon `ThreadPool` with the same
 //!     thread count (not async: the lower bound of fork-join overhead).
 //!
@@ -28,16 +37,33 @@
 //!   - `spindle_gather`: `spindle::gather` over the spawned tasks;
 //!   - `spindle_await_in_order`: the same tasks awaited one by one (a
 //!     reference that separates gather's own cost from spawning);
-//!   - `tokio`: `tokio::spawn` and the `JoinHandle`s awaited in order.
+//!   - `tokio`: `tokio::spawn` and the `JoinHandle`s awaited in order;
+//!   - `smol`: spawned on the executor and the `Task`s awaited in order.
+//!
+//! At the end a summary is printed: per workload and worker count, the mean
+//! time per iteration of every function over criterion's measurement
+//! samples (warm-up left out) and the ratio of each spindle function to
+//! each peer (below 1: spindle faster).
+//!
+//! A full `cargo bench --bench structured` takes about 5 minutes on an idle
+//! 2-core machine (fib_30 alone, 10 functions of at least 10 runs of about a
+//! second each, about 3 of them), more under load.
+//! `benches/report.sh structured` runs it and writes the table and the plot
+//! of the ratios into `docs/benchmarks.md`.
 //!
 //! `cargo bench --bench structured -- --test` runs every benchmark once.
 
+use async_executor::Executor;
 use criterion::measurement::WallTime;
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode};
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode};
+use futures_lite::future;
+use std::cell::RefCell;
 use std::future::Future;
+use std::hint::black_box;
 use std::pin::Pin;
 use std::sync::mpsc::{self, Receiver};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// fib's arguments outside test mode.
 const FIB_BENCH: [u64; 2] = [25, 30];
@@ -50,27 +76,37 @@ const GATHER_SUM: u64 = GATHER_TASKS * (GATHER_TASKS - 1) / 2;
 /// An iteration that takes longer than this is a hang: the bench fails.
 const HANG_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn workers() -> usize {
+/// All cores: the machine's available parallelism.
+fn all_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn spindle_rt() -> spindle::Runtime {
+/// The worker counts every workload runs at: 1 and all cores.
+fn worker_counts() -> Vec<usize> {
+    let mut counts = vec![1];
+    if all_cores() > 1 {
+        counts.push(all_cores());
+    }
+    counts
+}
+
+fn spindle_rt(workers: usize) -> spindle::Runtime {
     spindle::Runtime::builder()
-        .worker_threads(workers())
+        .worker_threads(workers)
         .build()
         .expect("build the spindle runtime")
 }
 
-fn tokio_rt() -> tokio::runtime::Runtime {
+fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers())
+        .worker_threads(workers)
         .build()
         .expect("build the tokio runtime")
 }
 
-fn rayon_pool() -> rayon::ThreadPool {
+fn rayon_pool(workers: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
-        .num_threads(workers())
+        .num_threads(workers)
         .build()
         .expect("build the rayon thread pool")
 }
@@ -83,12 +119,6 @@ fn wait<T>(rx: &Receiver<T>, what: &str) -> T {
             "{what}: no completion signal within {HANG_TIMEOUT:?} (lost wake-up or failed task)"
         ),
     }
-}
-
-/// Whether criterion runs in test mode: `--test`, or not run by `cargo bench`.
-fn test_mode() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().any(|a| a == "--test") || !args.iter().any(|a| a == "--bench")
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -151,6 +181,17 @@ fn tokio_fib(n: u64) -> BoxFuture<u64> {
     })
 }
 
+fn smol_fib(n: u64) -> BoxFuture<u64> {
+    Box::pin(async move {
+        if n < 2 {
+            return n;
+        }
+        let a = smol_spawn(smol_fib(n - 1));
+        let b = smol_spawn(smol_fib(n - 2));
+        a.await + b.await
+    })
+}
+
 fn rayon_fib(n: u64) -> u64 {
     if n < 2 {
         return n;
@@ -183,28 +224,19 @@ fn run_tokio_fib(rt: &tokio::runtime::Runtime, n: u64) -> u64 {
     wait(&rx, "tokio fib")
 }
 
+fn run_smol_fib(rt: &SmolRt, n: u64) -> u64 {
+    let (tx, rx) = mpsc::sync_channel(1);
+    rt.spawn(async move {
+        tx.send(smol_fib(n).await).unwrap();
+    })
+    .detach();
+    wait(&rx, "smol fib")
+}
+
 fn run_rayon_fib(pool: &rayon::ThreadPool, n: u64) -> u64 {
     let (tx, rx) = mpsc::sync_channel(1);
     pool.spawn(move || tx.send(rayon_fib(n)).unwrap());
     wait(&rx, "rayon fib")
-}
-
-/// Benchmarks `run` as `name`, after checking its result once (outside the
-/// timing).
-fn bench_checked(
-    group: &mut BenchmarkGroup<'_, WallTime>,
-    name: &str,
-    expected: u64,
-    mut run: impl FnMut() -> u64,
-) {
-    let mut verified = false;
-    group.bench_function(name, |b| {
-        if !verified {
-            assert_eq!(run(), expected, "{name}: wrong fib result");
-            verified = true;
-        }
-        b.iter(&mut run)
-    });
 }
 
 fn fib(c: &mut Criterion) {
@@ -212,36 +244,40 @@ fn fib(c: &mut Criterion) {
     assert_eq!(fib_expected(30), 832_040);
     let ns = if test_mode() { FIB_TEST } else { FIB_BENCH };
     for n in ns {
-        let expected = fib_expected(n);
-        let mut group = c.benchmark_group(format!("fib_{n}"));
+        let expected = Some(fib_expected(n));
         // fib(30) takes up to seconds per run: few flat samples keep the
         // whole file within a few minutes on 2 cores.
-        group
-            .sample_size(10)
-            .sampling_mode(SamplingMode::Flat)
-            .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(if n >= 30 { 5 } else { 3 }));
-        // One runtime at a time, as in benches/scheduler.rs.
-        {
-            let rt = spindle_rt();
-            bench_checked(&mut group, "spindle_task_group", expected, || {
-                run_spindle_fib(&rt, spindle_fib_group, n, "spindle fib task_group")
-            });
-            bench_checked(&mut group, "spindle_gather", expected, || {
-                run_spindle_fib(&rt, spindle_fib_gather, n, "spindle fib gather")
-            });
-        }
-        {
-            let rt = tokio_rt();
-            bench_checked(&mut group, "tokio_joinset", expected, || {
-                run_tokio_fib(&rt, n)
-            });
-        }
-        {
-            let pool = rayon_pool();
-            bench_checked(&mut group, "rayon_join", expected, || {
-                run_rayon_fib(&pool, n)
-            });
+        let mut group = Group::new(
+            c,
+            &format!("fib_{n}"),
+            10,
+            Duration::from_secs(1),
+            Duration::from_secs(if n >= 30 { 5 } else { 3 }),
+            true,
+        );
+        for w in worker_counts() {
+            // One runtime at a time, as in benches/scheduler.rs.
+            {
+                let rt = spindle_rt(w);
+                group.bench("spindle_task_group", w, expected, || {
+                    run_spindle_fib(&rt, spindle_fib_group, n, "spindle fib task_group")
+                });
+                group.bench("spindle_gather", w, expected, || {
+                    run_spindle_fib(&rt, spindle_fib_gather, n, "spindle fib gather")
+                });
+            }
+            {
+                let rt = tokio_rt(w);
+                group.bench("tokio_joinset", w, expected, || run_tokio_fib(&rt, n));
+            }
+            {
+                let rt = SmolRt::new(w);
+                group.bench("smol", w, expected, || run_smol_fib(&rt, n));
+            }
+            {
+                let pool = rayon_pool(w);
+                group.bench("rayon_join", w, expected, || run_rayon_fib(&pool, n));
+            }
         }
         group.finish();
     }
@@ -303,27 +339,321 @@ fn run_tokio_gather(rt: &tokio::runtime::Runtime) -> u64 {
     wait(&rx, "tokio gather_100k")
 }
 
+fn run_smol_gather(rt: &SmolRt) -> u64 {
+    let (tx, rx) = mpsc::sync_channel(1);
+    rt.spawn(async move {
+        let tasks: Vec<_> = (0..GATHER_TASKS)
+            .map(|i| smol_spawn(async move { i }))
+            .collect();
+        let mut values = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            values.push(task.await);
+        }
+        tx.send(values.iter().sum::<u64>()).unwrap();
+    })
+    .detach();
+    wait(&rx, "smol gather_100k")
+}
+
 fn gather_100k(c: &mut Criterion) {
-    let mut group = c.benchmark_group("gather_100k");
-    group
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
-    {
-        let rt = spindle_rt();
-        bench_checked(&mut group, "spindle_gather", GATHER_SUM, || {
-            run_spindle_gather(&rt)
-        });
-        bench_checked(&mut group, "spindle_await_in_order", GATHER_SUM, || {
-            run_spindle_await_in_order(&rt)
-        });
-    }
-    {
-        let rt = tokio_rt();
-        bench_checked(&mut group, "tokio", GATHER_SUM, || run_tokio_gather(&rt));
+    let mut group = Group::new(
+        c,
+        "gather_100k",
+        20,
+        Duration::from_secs(1),
+        Duration::from_secs(3),
+        false,
+    );
+    let expected = Some(GATHER_SUM);
+    for w in worker_counts() {
+        {
+            let rt = spindle_rt(w);
+            group.bench("spindle_gather", w, expected, || run_spindle_gather(&rt));
+            group.bench("spindle_await_in_order", w, expected, || {
+                run_spindle_await_in_order(&rt)
+            });
+        }
+        {
+            let rt = tokio_rt(w);
+            group.bench("tokio", w, expected, || run_tokio_gather(&rt));
+        }
+        {
+            let rt = SmolRt::new(w);
+            group.bench("smol", w, expected, || run_smol_gather(&rt));
+        }
     }
     group.finish();
 }
 
-criterion_group!(structured, fib, gather_100k);
-criterion_main!(structured);
+// criterion_main!, then the summary.
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    fib(&mut criterion);
+    gather_100k(&mut criterion);
+    criterion.final_summary();
+    print_summary("structured");
+}
+// ---------------------------------------------------------------------------
+// smol's executor on W threads.
+
+thread_local! {
+    /// The executor whose worker this thread is (set on `SmolRt`'s threads).
+    static SMOL_EX: RefCell<Option<Arc<Executor<'static>>>> = const { RefCell::new(None) };
+}
+
+/// An `async_executor::Executor` run by `workers` threads until dropped.
+struct SmolRt {
+    ex: Arc<Executor<'static>>,
+    /// Closed (dropped) to stop the workers: their `run` future is the
+    /// `recv` of this channel, which fails once it is closed.
+    stop: Option<async_channel::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl SmolRt {
+    fn new(workers: usize) -> SmolRt {
+        let ex = Arc::new(Executor::new());
+        let (stop, stopped) = async_channel::bounded::<()>(1);
+        let threads = (0..workers)
+            .map(|i| {
+                let (ex, stopped) = (ex.clone(), stopped.clone());
+                std::thread::Builder::new()
+                    .name(format!("smol-worker-{i}"))
+                    .spawn(move || {
+                        SMOL_EX.with(|cur| *cur.borrow_mut() = Some(ex.clone()));
+                        let _ = future::block_on(ex.run(stopped.recv()));
+                        SMOL_EX.with(|cur| cur.borrow_mut().take());
+                    })
+                    .expect("spawn a smol worker thread")
+            })
+            .collect();
+        SmolRt {
+            ex,
+            stop: Some(stop),
+            threads,
+        }
+    }
+
+    /// Spawns from outside the workers (a remote spawn).
+    fn spawn<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = T> + Send + 'static,
+    ) -> async_executor::Task<T> {
+        self.ex.spawn(fut)
+    }
+}
+
+impl Drop for SmolRt {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        for thread in self.threads.drain(..) {
+            if thread.join().is_err() && !std::thread::panicking() {
+                panic!("a smol worker thread panicked");
+            }
+        }
+    }
+}
+
+/// Spawns onto the executor of the current smol worker thread.
+fn smol_spawn<T: Send + 'static>(
+    fut: impl Future<Output = T> + Send + 'static,
+) -> async_executor::Task<T> {
+    SMOL_EX.with(|cur| {
+        cur.borrow()
+            .as_ref()
+            .expect("smol_spawn outside a smol worker")
+            .spawn(fut)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Groups, records of the measured calls, and the summary.
+
+/// One call of a measured routine: when it started, its iterations, and
+/// the time they took.
+type Call = (Instant, u64, Duration);
+
+/// The calls of one function (`runtime` at `workers` workers) of a group.
+struct Record {
+    group: String,
+    name: &'static str,
+    workers: usize,
+    warm_up: Duration,
+    calls: Vec<Call>,
+}
+
+impl Record {
+    /// Mean time per iteration, in seconds, over the calls of criterion's
+    /// measurement (those that started after the warm-up; all calls if none
+    /// did, as in test mode).
+    fn mean(&self) -> f64 {
+        let first = self.calls[0].0;
+        let measured: Vec<&Call> = self
+            .calls
+            .iter()
+            .filter(|(start, _, _)| start.duration_since(first) >= self.warm_up)
+            .collect();
+        let calls = if measured.is_empty() {
+            self.calls.iter().collect()
+        } else {
+            measured
+        };
+        let per_iter = |(_, iters, elapsed): &&Call| elapsed.as_secs_f64() / *iters as f64;
+        calls.iter().map(per_iter).sum::<f64>() / calls.len() as f64
+    }
+}
+
+static RECORDS: Mutex<Vec<Record>> = Mutex::new(Vec::new());
+
+fn record(group: &str, name: &'static str, workers: usize, warm_up: Duration, call: Call) {
+    let mut records = RECORDS.lock().unwrap();
+    match records
+        .iter_mut()
+        .find(|r| r.group == group && r.name == name && r.workers == workers)
+    {
+        Some(r) => r.calls.push(call),
+        None => records.push(Record {
+            group: group.to_string(),
+            name,
+            workers,
+            warm_up,
+            calls: vec![call],
+        }),
+    }
+}
+
+/// A criterion group whose functions are `<runtime>/<workers>` and whose
+/// measured calls are recorded for the summary.
+struct Group<'a> {
+    inner: BenchmarkGroup<'a, WallTime>,
+    name: String,
+    warm_up: Duration,
+}
+
+impl<'a> Group<'a> {
+    fn new(
+        c: &'a mut Criterion,
+        name: &str,
+        sample_size: usize,
+        warm_up: Duration,
+        measurement: Duration,
+        flat: bool,
+    ) -> Group<'a> {
+        let mut inner = c.benchmark_group(name);
+        inner
+            .sample_size(sample_size)
+            .warm_up_time(warm_up)
+            .measurement_time(measurement);
+        if flat {
+            inner.sampling_mode(SamplingMode::Flat);
+        }
+        Group {
+            inner,
+            name: name.to_string(),
+            warm_up,
+        }
+    }
+
+    /// Benchmarks `run` as `<runtime>/<workers>`; if `expected` is given,
+    /// checks `run`'s result once first, outside the timing.
+    fn bench<T: PartialEq + std::fmt::Debug>(
+        &mut self,
+        runtime: &'static str,
+        workers: usize,
+        expected: Option<T>,
+        mut run: impl FnMut() -> T,
+    ) {
+        let (group, warm_up) = (self.name.clone(), self.warm_up);
+        let mut expected = expected;
+        self.inner
+            .bench_function(BenchmarkId::new(runtime, workers), |b| {
+                if let Some(expected) = expected.take() {
+                    assert_eq!(run(), expected, "{group}/{runtime}/{workers}: wrong result");
+                }
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        black_box(run());
+                    }
+                    let elapsed = start.elapsed();
+                    record(&group, runtime, workers, warm_up, (start, iters, elapsed));
+                    elapsed
+                })
+            });
+    }
+
+    fn finish(self) {
+        self.inner.finish();
+    }
+}
+
+/// Whether criterion runs in test mode: `--test`, or not run by `cargo bench`.
+fn test_mode() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--test") || !args.iter().any(|a| a == "--bench")
+}
+
+fn fmt_time(secs: f64) -> String {
+    if secs >= 1.0 {
+        format!("{secs:.3} s")
+    } else if secs >= 1e-3 {
+        format!("{:.3} ms", secs * 1e3)
+    } else if secs >= 1e-6 {
+        format!("{:.3} us", secs * 1e6)
+    } else {
+        format!("{:.1} ns", secs * 1e9)
+    }
+}
+
+/// Prints, per group and worker count, every function's mean time per
+/// iteration and the ratios of each spindle function to each peer.
+fn print_summary(bench: &str) {
+    let records = RECORDS.lock().unwrap();
+    if records.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "{bench} summary: mean time per iteration over criterion's measurement samples \
+         (warm-up left out); ratio = spindle time / peer time (below 1: spindle faster){}",
+        if test_mode() {
+            "\n  TEST MODE: one iteration each, not a measurement"
+        } else {
+            ""
+        }
+    );
+    let mut groups: Vec<&str> = records.iter().map(|r| r.group.as_str()).collect();
+    groups.dedup();
+    for group in groups {
+        println!("  {group}:");
+        let mut worker_counts: Vec<usize> = records
+            .iter()
+            .filter(|r| r.group == group)
+            .map(|r| r.workers)
+            .collect();
+        worker_counts.sort_unstable();
+        worker_counts.dedup();
+        for w in worker_counts {
+            let of_run: Vec<(&str, f64)> = records
+                .iter()
+                .filter(|r| r.group == group && r.workers == w)
+                .map(|r| (r.name, r.mean()))
+                .collect();
+            let times: Vec<String> = of_run
+                .iter()
+                .map(|(name, t)| format!("{name} {}", fmt_time(*t)))
+                .collect();
+            println!("    {w} worker(s): {}", times.join(", "));
+            for (name, t) in of_run.iter().filter(|(n, _)| n.starts_with("spindle")) {
+                let ratios: Vec<String> = of_run
+                    .iter()
+                    .filter(|(n, _)| !n.starts_with("spindle"))
+                    .map(|(peer, p)| format!("{name}/{peer} {:.3}", t / p))
+                    .collect();
+                if !ratios.is_empty() {
+                    println!("      {}", ratios.join("  "));
+                }
+            }
+        }
+    }
+}

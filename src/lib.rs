@@ -49,6 +49,8 @@ mod scheduler;
 pub mod sync;
 pub mod task;
 pub mod time;
+#[cfg(spindle_helgrind)]
+mod valgrind;
 
 pub use error::{Error, ErrorGroup, ErrorKind, Ok, Result};
 pub use flow::{as_completed, gather, shield, wait, ReturnWhen};

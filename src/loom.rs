@@ -27,10 +27,137 @@ pub(crate) use loom::{sync::Arc, thread};
 /// Locks a mutex, ignoring poisoning: spindle never panics while holding one
 /// of its own locks (user code never runs under them), so a poisoned lock
 /// still guards consistent data.
+#[cfg(not(spindle_helgrind))]
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     match mutex.lock() {
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// What [`lock`] returns.
+#[cfg(not(spindle_helgrind))]
+pub(crate) type Guard<'a, T> = MutexGuard<'a, T>;
+
+/// Waits on `condvar`, releasing the lock of `guard` meanwhile (poisoning
+/// ignored, as in [`lock`]).
+pub(crate) fn wait<'a, T>(condvar: &Condvar, guard: Guard<'a, T>) -> Guard<'a, T> {
+    #[cfg(spindle_helgrind)]
+    {
+        let (mutex, guard) = guard.into_parts();
+        HelgrindGuard::relocked(mutex, std_wait(condvar, guard))
+    }
+    #[cfg(not(spindle_helgrind))]
+    std_wait(condvar, guard)
+}
+
+fn std_wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    match condvar.wait(guard) {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Waits on `condvar` for at most `timeout`, releasing the lock of `guard`
+/// meanwhile (poisoning ignored). The flag tells whether the wait timed out.
+pub(crate) fn wait_timeout<'a, T>(
+    condvar: &Condvar,
+    guard: Guard<'a, T>,
+    timeout: std::time::Duration,
+) -> (Guard<'a, T>, bool) {
+    #[cfg(spindle_helgrind)]
+    {
+        let (mutex, guard) = guard.into_parts();
+        let (guard, timed_out) = std_wait_timeout(condvar, guard, timeout);
+        (HelgrindGuard::relocked(mutex, guard), timed_out)
+    }
+    #[cfg(not(spindle_helgrind))]
+    std_wait_timeout(condvar, guard, timeout)
+}
+
+fn std_wait_timeout<'a, T>(
+    condvar: &Condvar,
+    guard: MutexGuard<'a, T>,
+    timeout: std::time::Duration,
+) -> (MutexGuard<'a, T>, bool) {
+    match condvar.wait_timeout(guard, timeout) {
+        Ok((guard, result)) => (guard, result.timed_out()),
+        Err(poisoned) => {
+            let (guard, result) = poisoned.into_inner();
+            (guard, result.timed_out())
+        }
+    }
+}
+
+/// Locks a mutex, ignoring poisoning (see the ordinary build's `lock`), and
+/// tells helgrind about it: std's mutex is built on bare futex calls that
+/// helgrind does not see, so each unlock is announced as a
+/// [`happens_before`](crate::valgrind::happens_before) on the mutex and each
+/// lock as a [`happens_after`](crate::valgrind::happens_after).
+#[cfg(spindle_helgrind)]
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> Guard<'_, T> {
+    let guard = match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    HelgrindGuard::relocked(mutex, guard)
+}
+
+/// What [`lock`] returns in helgrind builds.
+#[cfg(spindle_helgrind)]
+pub(crate) type Guard<'a, T> = HelgrindGuard<'a, T>;
+
+/// The guard of [`lock`] in helgrind builds: std's guard, announced to
+/// helgrind as released just before it unlocks.
+#[cfg(spindle_helgrind)]
+pub(crate) struct HelgrindGuard<'a, T> {
+    mutex: &'a Mutex<T>,
+    /// `None` only once handed to a condition variable.
+    guard: Option<MutexGuard<'a, T>>,
+}
+
+#[cfg(spindle_helgrind)]
+impl<'a, T> HelgrindGuard<'a, T> {
+    /// The guard of `mutex`, just locked by this thread.
+    fn relocked(mutex: &'a Mutex<T>, guard: MutexGuard<'a, T>) -> Self {
+        crate::valgrind::happens_after(mutex);
+        HelgrindGuard {
+            mutex,
+            guard: Some(guard),
+        }
+    }
+
+    /// Gives up the std guard (to a condition variable, which unlocks it):
+    /// announces the unlock.
+    fn into_parts(mut self) -> (&'a Mutex<T>, MutexGuard<'a, T>) {
+        let guard = self.guard.take().expect("a guard is held until dropped");
+        crate::valgrind::happens_before(self.mutex);
+        (self.mutex, guard)
+    }
+}
+
+#[cfg(spindle_helgrind)]
+impl<T> std::ops::Deref for HelgrindGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.guard.as_ref().expect("a guard is held until dropped")
+    }
+}
+
+#[cfg(spindle_helgrind)]
+impl<T> std::ops::DerefMut for HelgrindGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.guard.as_mut().expect("a guard is held until dropped")
+    }
+}
+
+#[cfg(spindle_helgrind)]
+impl<T> Drop for HelgrindGuard<'_, T> {
+    fn drop(&mut self) {
+        if let Some(guard) = self.guard.take() {
+            crate::valgrind::happens_before(self.mutex);
+            drop(guard);
+        }
     }
 }
 

@@ -22,13 +22,14 @@
 //! memcheck follows the switches.
 
 use super::overflow;
+use crate::loom::{lock, Mutex};
 use corosensei::stack::valgrind::ValgrindStackRegistration;
 use corosensei::stack::{Stack, StackPointer};
 use std::io;
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Stacks mapped together.
 pub(crate) const STACKS_PER_REGION: usize = 64;
@@ -123,7 +124,7 @@ impl StackPool {
     /// A stack, reused if one is free, else carved from a new region.
     pub(crate) fn take(self: &Arc<Self>) -> io::Result<PooledStack> {
         let slot = {
-            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut state = lock(&self.state);
             match state.free.pop() {
                 Some(slot) => slot,
                 None => {
@@ -196,7 +197,7 @@ impl StackPool {
 
     /// Returns a slot to the free list.
     fn give_back(&self, slot: Slot) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = lock(&self.state);
         state.free.push(slot);
     }
 }

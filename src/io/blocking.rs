@@ -15,7 +15,7 @@
 //! finish on their own threads.
 
 use crate::error::{Error, Result};
-use crate::loom::{lock, Condvar, Mutex};
+use crate::loom::{lock, wait_timeout, Condvar, Mutex};
 use crate::runtime::context;
 use std::collections::VecDeque;
 use std::fmt;
@@ -134,13 +134,10 @@ impl BlockingPool {
                 break;
             }
             state.idle += 1;
-            let (next, timeout) = match self.job_ready.wait_timeout(state, self.keep_alive) {
-                Ok(woken) => woken,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let (next, timed_out) = wait_timeout(&self.job_ready, state, self.keep_alive);
             state = next;
             state.idle -= 1;
-            if timeout.timed_out() && state.queue.is_empty() {
+            if timed_out && state.queue.is_empty() {
                 break;
             }
         }
@@ -172,10 +169,7 @@ impl BlockingPool {
             if now >= deadline {
                 break;
             }
-            state = match self.all_exited.wait_timeout(state, deadline - now) {
-                Ok((next, _)) => next,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
+            state = wait_timeout(&self.all_exited, state, deadline - now).0;
         }
         state.threads
     }

@@ -10,11 +10,11 @@
 use crate::error::{Error, Result};
 use crate::io::registration::Registered;
 use crate::io::{Direction, Interest};
+use crate::loom::{lock, Mutex};
 use crate::runtime::context;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::task::{Context, Poll};
 
 /// A mio stream socket.
@@ -81,7 +81,7 @@ impl<S: StreamSource> StreamIo<S> {
         if !self.has_unread.load(Ordering::Acquire) || buf.is_empty() {
             return 0;
         }
-        let mut unread = self.unread.lock().unwrap_or_else(|p| p.into_inner());
+        let mut unread = lock(&self.unread);
         let n = unread.len().min(buf.len());
         buf[..n].copy_from_slice(&unread[..n]);
         unread.drain(..n);
@@ -94,7 +94,7 @@ impl<S: StreamSource> StreamIo<S> {
         if bytes.is_empty() {
             return;
         }
-        let mut unread = self.unread.lock().unwrap_or_else(|p| p.into_inner());
+        let mut unread = lock(&self.unread);
         unread.splice(0..0, bytes.iter().copied());
         self.has_unread.store(true, Ordering::Release);
     }
@@ -158,7 +158,7 @@ impl<S: StreamSource> StreamIo<S> {
         if !self.has_unread.load(Ordering::Acquire) {
             return 0;
         }
-        let unread = self.unread.lock().unwrap_or_else(|p| p.into_inner());
+        let unread = lock(&self.unread);
         let n = unread.len().min(buf.len());
         buf[..n].copy_from_slice(&unread[..n]);
         n

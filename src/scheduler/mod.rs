@@ -56,7 +56,7 @@ mod park;
 use crate::error::Error;
 use crate::io::blocking::BlockingPool;
 use crate::io::driver::{Driver, NOT_SLEEPING, SLEEPING_FOREVER};
-use crate::loom::{fence, lock, AtomicBool, AtomicPtr, AtomicUsize, Condvar, Mutex};
+use crate::loom::{fence, lock, wait_timeout, AtomicBool, AtomicPtr, AtomicUsize, Condvar, Mutex};
 use crate::runtime::{context, Handle, Unhandled};
 use crate::task::completion::StoredCallback;
 use crate::task::raw::{Header, Notified, RawTask, RunOutcome, Spawn};
@@ -276,7 +276,7 @@ impl Shared {
     /// handed in across all calls (asyncio's `call_soon` FIFO): they go to
     /// one queue drained by a single internal task at a time. Inline if the
     /// runtime no longer runs tasks.
-    pub(crate) fn call_soon(self: &Arc<Self>, callbacks: Vec<StoredCallback>) {
+    pub(crate) fn call_soon(self: &Arc<Self>, callbacks: impl IntoIterator<Item = StoredCallback>) {
         if self.closed.load(SeqCst) {
             run_callbacks(Some(self), callbacks);
             return;
@@ -312,7 +312,7 @@ impl Shared {
                 next
             };
             match next {
-                Some(callback) => run_callbacks(Some(self), vec![callback]),
+                Some(callback) => run_callbacks(Some(self), [callback]),
                 None => return,
             }
         }
@@ -349,10 +349,7 @@ impl Shared {
             // Bounded waits: a task finishing between the check and the wait
             // is seen at the next round at the latest.
             let wait = (deadline - now).min(Duration::from_millis(10));
-            guard = match self.all_done.1.wait_timeout(guard, wait) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
+            guard = wait_timeout(&self.all_done.1, guard, wait).0;
         }
     }
 
@@ -376,7 +373,10 @@ impl Shared {
 
 /// Runs stored done callbacks in order, outside any task; a panicking
 /// callback is reported and the next ones still run.
-pub(crate) fn run_callbacks(shared: Option<&Shared>, callbacks: Vec<StoredCallback>) {
+pub(crate) fn run_callbacks(
+    shared: Option<&Shared>,
+    callbacks: impl IntoIterator<Item = StoredCallback>,
+) {
     // Like asyncio's, callbacks run outside any task.
     let _no_task = context::leave_task();
     for callback in callbacks {
@@ -609,7 +609,13 @@ impl WorkerCore {
             return;
         }
         if let Some(mut poller) = driver.try_enter() {
+            // For helgrind, the driver's `try_lock` as a hand-over of the
+            // poller between workers (as in `Parker::park_in_driver`).
+            #[cfg(spindle_helgrind)]
+            crate::valgrind::happens_after(&*poller);
             self.collect_wakes(|| poller.poll(driver, Some(Duration::ZERO)));
+            #[cfg(spindle_helgrind)]
+            crate::valgrind::happens_before(&*poller);
         }
     }
 

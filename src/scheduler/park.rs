@@ -8,7 +8,7 @@
 //! sleeper in the driver is woken through the driver's mio waker.
 
 use crate::io::driver::{Driver, Poller};
-use crate::loom::{lock, AtomicUsize, Condvar, Mutex};
+use crate::loom::{lock, wait, AtomicUsize, Condvar, Mutex};
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
@@ -59,10 +59,7 @@ impl Parker {
             return;
         }
         loop {
-            guard = match self.condvar.wait(guard) {
-                Ok(guard) => guard,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            guard = wait(&self.condvar, guard);
             if self.take_notification() {
                 return;
             }
@@ -88,7 +85,15 @@ impl Parker {
             self.state.store(EMPTY, SeqCst);
             return;
         }
+        // The caller holds the driver's lock, taken with `try_lock`, which
+        // helgrind does not see (and which bypasses `crate::loom::lock`): the
+        // poller's state is handed from the last worker that slept in the
+        // driver to this one (the same pair is in `WorkerCore::poll_io`).
+        #[cfg(spindle_helgrind)]
+        crate::valgrind::happens_after(&*poller);
         poller.poll(driver, timeout);
+        #[cfg(spindle_helgrind)]
+        crate::valgrind::happens_before(&*poller);
         // PARKED_DRIVER or NOTIFIED: either way the sleep is over.
         self.state.swap(EMPTY, SeqCst);
     }

@@ -32,7 +32,52 @@ pub(crate) enum Status {
 pub(crate) struct Extra {
     /// Awaiters after the first: key `k > 0` is `more[k - 1]`.
     more: Slab<Waker>,
+    /// The first done callback, inline (a task in a group has exactly one).
+    /// Invariant: `None` only when `callbacks` is empty too.
+    first_callback: Option<StoredCallback>,
+    /// The done callbacks after the first, in registration order.
     callbacks: Vec<StoredCallback>,
+}
+
+impl Extra {
+    fn take_callbacks(&mut self) -> Callbacks {
+        Callbacks {
+            first: self.first_callback.take(),
+            rest: std::mem::take(&mut self.callbacks),
+        }
+    }
+}
+
+/// The done callbacks a completion released, in registration order
+/// (iterate to run them).
+#[derive(Default)]
+pub(crate) struct Callbacks {
+    first: Option<StoredCallback>,
+    rest: Vec<StoredCallback>,
+}
+
+impl Callbacks {
+    /// A single callback.
+    pub(crate) fn one(callback: StoredCallback) -> Callbacks {
+        Callbacks {
+            first: Some(callback),
+            rest: Vec::new(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}
+
+impl IntoIterator for Callbacks {
+    type Item = StoredCallback;
+    type IntoIter =
+        std::iter::Chain<std::option::IntoIter<StoredCallback>, std::vec::IntoIter<StoredCallback>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
 }
 
 pub(crate) struct Completion {
@@ -54,10 +99,10 @@ pub(crate) struct Released {
 
 impl Released {
     /// Takes the done callbacks, in registration order.
-    pub(crate) fn take_callbacks(&mut self) -> Vec<StoredCallback> {
+    pub(crate) fn take_callbacks(&mut self) -> Callbacks {
         self.extra
             .as_mut()
-            .map(|extra| std::mem::take(&mut extra.callbacks))
+            .map(|extra| extra.take_callbacks())
             .unwrap_or_default()
     }
 
@@ -75,7 +120,7 @@ impl Released {
 
     /// Wakes every awaiter and returns the callbacks for the caller to
     /// schedule.
-    pub(crate) fn wake_all(mut self) -> Vec<StoredCallback> {
+    pub(crate) fn wake_all(mut self) -> Callbacks {
         let callbacks = self.take_callbacks();
         self.wake_waiters();
         callbacks
@@ -160,7 +205,12 @@ impl Completion {
         if self.is_done() {
             Some(callback)
         } else {
-            self.extra().callbacks.push(callback);
+            let extra = self.extra();
+            if extra.first_callback.is_none() {
+                extra.first_callback = Some(callback);
+            } else {
+                extra.callbacks.push(callback);
+            }
             None
         }
     }
@@ -170,9 +220,18 @@ impl Completion {
         let Some(extra) = self.extra.as_mut() else {
             return 0;
         };
+        let mut removed = 0;
+        if extra.first_callback.as_ref().is_some_and(|c| c.key == key) {
+            extra.first_callback = None;
+            removed += 1;
+        }
         let before = extra.callbacks.len();
         extra.callbacks.retain(|c| c.key != key);
-        before - extra.callbacks.len()
+        removed += before - extra.callbacks.len();
+        if extra.first_callback.is_none() && !extra.callbacks.is_empty() {
+            extra.first_callback = Some(extra.callbacks.remove(0));
+        }
+        removed
     }
 
     /// The failure, marking it read; `None` if pending or succeeded.
@@ -251,10 +310,15 @@ mod tests {
         }
         assert_eq!(record.remove_callbacks(7), 2);
         assert_eq!(record.remove_callbacks(42), 0);
+        let order_e = order.clone();
+        let call = Box::new(move || order_e.lock().unwrap().push("e"));
+        assert!(record
+            .add_callback(StoredCallback { key: 10, call })
+            .is_none());
         for callback in record.finish(Status::Succeeded).wake_all() {
             (callback.call)();
         }
-        assert_eq!(*order.lock().unwrap(), ["b", "d"]);
+        assert_eq!(*order.lock().unwrap(), ["b", "d", "e"]);
         let late = StoredCallback {
             key: 1,
             call: Box::new(|| {}),

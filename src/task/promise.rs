@@ -1,7 +1,7 @@
 //! [`Promise`]: a settable future, asyncio's `Future` under a name that does
 //! not clash with `std::future::Future`.
 
-use super::completion::{Completion, Status, StoredCallback};
+use super::completion::{Callbacks, Completion, Status, StoredCallback};
 use super::DoneCallback;
 use crate::error::{Error, Result};
 use crate::loom::{lock, Mutex};
@@ -77,7 +77,7 @@ impl<T> Promise<T> {
         Ok(())
     }
 
-    fn dispatch(&self, callbacks: Vec<StoredCallback>) {
+    fn dispatch(&self, callbacks: Callbacks) {
         if callbacks.is_empty() {
             return;
         }
@@ -162,7 +162,7 @@ impl<T> Promise<T> {
         };
         let ready = lock(&self.inner.slot).completion.add_callback(stored);
         if let Some(stored) = ready {
-            self.dispatch(vec![stored]);
+            self.dispatch(Callbacks::one(stored));
         }
     }
 

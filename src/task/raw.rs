@@ -306,7 +306,7 @@ impl RawTask {
     pub(crate) fn add_callback(self, callback: StoredCallback) {
         let ready = lock(&self.header().aux).completion.add_callback(callback);
         if let Some(callback) = ready {
-            self.header().shared.call_soon(vec![callback]);
+            self.header().shared.call_soon([callback]);
         }
     }
 

@@ -24,6 +24,13 @@
 //! takes the task (`to_running`) sees everything the previous poll wrote, and
 //! the reference decrement that frees the task synchronizes with every
 //! earlier decrement (the `Arc` pattern).
+//!
+//! In helgrind builds (`--cfg spindle_helgrind`) each release side announces
+//! itself with [`happens_before`](crate::valgrind::happens_before) on the word
+//! and each acquire side with
+//! [`happens_after`](crate::valgrind::happens_after): helgrind does not see
+//! atomics, and without them every hand-over of a task between workers (its
+//! future, its output, a C task's fiber stack) would look like a race.
 
 use crate::loom::AtomicUsize;
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
@@ -119,10 +126,15 @@ impl State {
     }
 
     pub(crate) fn load(&self) -> Snapshot {
-        Snapshot(self.word.load(Acquire))
+        let now = self.word.load(Acquire);
+        #[cfg(spindle_helgrind)]
+        crate::valgrind::happens_after(&self.word);
+        Snapshot(now)
     }
 
     fn update(&self, mut f: impl FnMut(usize) -> usize) -> usize {
+        #[cfg(spindle_helgrind)]
+        crate::valgrind::happens_before(&self.word);
         let mut current = self.word.load(Acquire);
         loop {
             let next = f(current);
@@ -130,7 +142,11 @@ impl State {
                 .word
                 .compare_exchange_weak(current, next, AcqRel, Acquire)
             {
-                Ok(_) => return current,
+                Ok(_) => {
+                    #[cfg(spindle_helgrind)]
+                    crate::valgrind::happens_after(&self.word);
+                    return current;
+                }
                 Err(actual) => current = actual,
             }
         }
@@ -151,6 +167,8 @@ impl State {
     /// complete, whether or not it is notified (used once the workers have
     /// stopped). Returns `false` if that is not possible.
     pub(crate) fn try_to_running(&self) -> bool {
+        #[cfg(spindle_helgrind)]
+        crate::valgrind::happens_before(&self.word);
         let mut current = self.word.load(Acquire);
         loop {
             if current & (RUNNING | COMPLETE) != 0 {
@@ -161,7 +179,11 @@ impl State {
                 .word
                 .compare_exchange_weak(current, next, AcqRel, Acquire)
             {
-                Ok(_) => return true,
+                Ok(_) => {
+                    #[cfg(spindle_helgrind)]
+                    crate::valgrind::happens_after(&self.word);
+                    return true;
+                }
                 Err(actual) => current = actual,
             }
         }
@@ -278,9 +300,29 @@ impl State {
     /// Drops one reference; returns `true` if it was the last one.
     #[must_use]
     pub(crate) fn ref_dec(&self) -> bool {
+        #[cfg(spindle_helgrind)]
+        crate::valgrind::happens_before(&self.word);
         let prev = self.word.fetch_sub(REF_ONE, AcqRel);
         debug_assert!(prev & REF_MASK >= REF_ONE);
-        prev & REF_MASK == REF_ONE
+        let last = prev & REF_MASK == REF_ONE;
+        // The last reference frees the task: it must see every earlier use.
+        #[cfg(spindle_helgrind)]
+        if last {
+            crate::valgrind::happens_after(&self.word);
+        }
+        last
+    }
+
+    /// Tells helgrind about a task just initialized at its final address:
+    /// the word is accessed only atomically (see
+    /// [`atomic_only`](crate::valgrind::atomic_only)), and the
+    /// initialization happens before the first transition of the task, which
+    /// takes place on whatever worker pops it from a run queue (whose
+    /// atomics helgrind does not see either).
+    #[cfg(spindle_helgrind)]
+    pub(crate) fn announce_initialized(&self) {
+        crate::valgrind::atomic_only(&self.word);
+        crate::valgrind::happens_before(&self.word);
     }
 }
 

@@ -159,7 +159,8 @@ def measured_ids(lines):
         m = re.match(r"^(.*?)\s*time:\s+\[", line)
         if m:
             ident = m.group(1).strip() or previous.strip()
-            if ident:
+            # `change: time: [...]` compares with the previous run: no id.
+            if ident and not ident.endswith(":"):
                 ids.append(ident)
         if line.strip():
             previous = line

@@ -165,12 +165,20 @@ impl TaskGroup {
         let task = builder.try_spawn(future)?;
         let key = state.children.insert(task.as_any().clone());
         drop(state);
+        // asyncio adds `_on_task_done` as a done callback; an internal one
+        // costs a single allocation. If the child is already done it runs
+        // here and now: nothing of the group is locked at this point.
         let group = Arc::downgrade(&self.shared);
-        task.add_done_callback(move |child: &Task<T>| {
-            if let Some(group) = group.upgrade() {
-                lock(&group).child_done(key, child.as_any());
-            }
-        });
+        let child = task.as_any().clone();
+        let callback_key = Arc::as_ptr(&self.shared) as usize;
+        task.on_done_internal(
+            callback_key,
+            Box::new(move || {
+                if let Some(group) = group.upgrade() {
+                    lock(&group).child_done(key, &child);
+                }
+            }),
+        );
         Ok(task)
     }
 

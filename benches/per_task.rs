@@ -51,18 +51,18 @@
 //! A full `cargo bench --bench per_task` takes about 2 minutes on 2 cores.
 //! `cargo bench --bench per_task -- --test` runs every benchmark once.
 
-use async_executor::Executor;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode};
 use futures_lite::future;
-use std::cell::RefCell;
-use std::future::Future;
 use std::hint::black_box;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{smol_spawn, SmolRt};
 
 /// Tasks per iteration.
 const TASKS: u64 = 100_000;
@@ -442,79 +442,6 @@ fn main() {
     semaphore_gating(&mut criterion);
     criterion.final_summary();
     print_summary();
-}
-
-// ---------------------------------------------------------------------------
-// smol's executor on W threads.
-
-thread_local! {
-    /// The executor whose worker this thread is (set on `SmolRt`'s threads).
-    static SMOL_EX: RefCell<Option<Arc<Executor<'static>>>> = const { RefCell::new(None) };
-}
-
-/// An `async_executor::Executor` run by `workers` threads until dropped.
-struct SmolRt {
-    ex: Arc<Executor<'static>>,
-    /// Dropped to stop the workers: each runs the executor until the `recv`
-    /// of this channel fails, which it does once the channel is closed.
-    stop: Option<async_channel::Sender<()>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl SmolRt {
-    fn new(workers: usize) -> SmolRt {
-        let ex = Arc::new(Executor::new());
-        let (stop, stopped) = async_channel::bounded::<()>(1);
-        let threads = (0..workers)
-            .map(|i| {
-                let (ex, stopped) = (ex.clone(), stopped.clone());
-                std::thread::Builder::new()
-                    .name(format!("smol-worker-{i}"))
-                    .spawn(move || {
-                        SMOL_EX.with(|cur| *cur.borrow_mut() = Some(ex.clone()));
-                        let _ = future::block_on(ex.run(stopped.recv()));
-                        SMOL_EX.with(|cur| cur.borrow_mut().take());
-                    })
-                    .expect("spawn a smol worker thread")
-            })
-            .collect();
-        SmolRt {
-            ex,
-            stop: Some(stop),
-            threads,
-        }
-    }
-
-    /// Spawns from outside the workers.
-    fn spawn<T: Send + 'static>(
-        &self,
-        fut: impl Future<Output = T> + Send + 'static,
-    ) -> async_executor::Task<T> {
-        self.ex.spawn(fut)
-    }
-}
-
-impl Drop for SmolRt {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        for thread in self.threads.drain(..) {
-            if thread.join().is_err() && !std::thread::panicking() {
-                panic!("a smol worker thread panicked");
-            }
-        }
-    }
-}
-
-/// Spawns onto the executor of the current smol worker thread.
-fn smol_spawn<T: Send + 'static>(
-    fut: impl Future<Output = T> + Send + 'static,
-) -> async_executor::Task<T> {
-    SMOL_EX.with(|cur| {
-        cur.borrow()
-            .as_ref()
-            .expect("smol_spawn outside a smol worker")
-            .spawn(fut)
-    })
 }
 
 // ---------------------------------------------------------------------------

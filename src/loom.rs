@@ -39,6 +39,21 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(not(spindle_helgrind))]
 pub(crate) type Guard<'a, T> = MutexGuard<'a, T>;
 
+/// Locks a mutex if nobody holds it (poisoning ignored, as in [`lock`]);
+/// `None` if it is held. In helgrind builds the guard is announced like
+/// [`lock`]'s.
+pub(crate) fn try_lock<T>(mutex: &Mutex<T>) -> Option<Guard<'_, T>> {
+    let guard = match mutex.try_lock() {
+        Ok(guard) => guard,
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return None,
+    };
+    #[cfg(spindle_helgrind)]
+    return Some(HelgrindGuard::relocked(mutex, guard));
+    #[cfg(not(spindle_helgrind))]
+    Some(guard)
+}
+
 /// Waits on `condvar`, releasing the lock of `guard` meanwhile (poisoning
 /// ignored, as in [`lock`]).
 pub(crate) fn wait<'a, T>(condvar: &Condvar, guard: Guard<'a, T>) -> Guard<'a, T> {

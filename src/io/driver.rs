@@ -25,7 +25,7 @@
 
 use super::readiness::{Ready, ScheduledIo};
 use crate::error::{Error, Result};
-use crate::loom::{lock, AtomicU64, AtomicUsize, Mutex, MutexGuard};
+use crate::loom::{lock, try_lock, AtomicU64, AtomicUsize, Guard, Mutex};
 use slab::Slab;
 use std::io;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -108,8 +108,8 @@ impl Driver {
     }
 
     /// Takes the driver if nobody is in it.
-    pub(crate) fn try_enter(&self) -> Option<MutexGuard<'_, Poller>> {
-        self.poller.try_lock().ok()
+    pub(crate) fn try_enter(&self) -> Option<Guard<'_, Poller>> {
+        try_lock(&self.poller)
     }
 
     /// Ends the sleep of whoever is in the driver (or makes the next

@@ -609,13 +609,7 @@ impl WorkerCore {
             return;
         }
         if let Some(mut poller) = driver.try_enter() {
-            // For helgrind, the driver's `try_lock` as a hand-over of the
-            // poller between workers (as in `Parker::park_in_driver`).
-            #[cfg(spindle_helgrind)]
-            crate::valgrind::happens_after(&*poller);
             self.collect_wakes(|| poller.poll(driver, Some(Duration::ZERO)));
-            #[cfg(spindle_helgrind)]
-            crate::valgrind::happens_before(&*poller);
         }
     }
 

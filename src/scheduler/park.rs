@@ -85,15 +85,7 @@ impl Parker {
             self.state.store(EMPTY, SeqCst);
             return;
         }
-        // The caller holds the driver's lock, taken with `try_lock`, which
-        // helgrind does not see (and which bypasses `crate::loom::lock`): the
-        // poller's state is handed from the last worker that slept in the
-        // driver to this one (the same pair is in `WorkerCore::poll_io`).
-        #[cfg(spindle_helgrind)]
-        crate::valgrind::happens_after(&*poller);
         poller.poll(driver, timeout);
-        #[cfg(spindle_helgrind)]
-        crate::valgrind::happens_before(&*poller);
         // PARKED_DRIVER or NOTIFIED: either way the sleep is over.
         self.state.swap(EMPTY, SeqCst);
     }

@@ -232,9 +232,9 @@ pub(crate) fn restore_current_cancel(cancel: &Error) {
     };
     let header = raw.header();
     let mut aux = lock(&header.aux);
-    if aux.cancel_requests > 0 && header.state.set_cancel_pending() && aux.cancel_message.is_none()
+    if aux.cancel_requests > 0 && header.state.set_cancel_pending() && aux.pending_cancel.is_none()
     {
-        aux.cancel_message = cancel.cancel_message().is_some().then(|| cancel.clone());
+        aux.pending_cancel = cancel.cancel_message().is_some().then(|| cancel.clone());
     }
 }
 

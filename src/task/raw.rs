@@ -64,7 +64,16 @@ pub(crate) struct Aux {
     /// The cancellation to deliver for the pending request, made from the
     /// first of its requests that carried a message (`None`: no message).
     /// An `Error` is one pointer, half the size of the message itself.
-    pub(crate) cancel_message: Option<Error>,
+    pub(crate) pending_cancel: Option<Error>,
+}
+
+impl Aux {
+    /// The cancellation that delivers the pending request.
+    fn take_cancellation(&mut self) -> Error {
+        self.pending_cancel
+            .take()
+            .unwrap_or_else(|| Error::cancelled(None))
+    }
 }
 
 #[repr(C)]
@@ -139,7 +148,7 @@ impl RawTask {
                     aux: Mutex::new(Aux {
                         completion: Completion::new(),
                         cancel_requests: 0,
-                        cancel_message: None,
+                        pending_cancel: None,
                     }),
                     started: UnsafeCell::new(false),
                     registry_key: UnsafeCell::new(NOT_REGISTERED),
@@ -250,8 +259,8 @@ impl RawTask {
                 return false;
             }
             aux.cancel_requests = aux.cancel_requests.saturating_add(1);
-            if aux.cancel_message.is_none() {
-                aux.cancel_message = message.map(|m| Error::cancelled(Some(m)));
+            if aux.pending_cancel.is_none() {
+                aux.pending_cancel = message.map(|m| Error::cancelled(Some(m)));
             }
         }
         self.wake_by_ref();
@@ -267,7 +276,7 @@ impl RawTask {
             aux.cancel_requests -= 1;
             if aux.cancel_requests == 0 {
                 header.state.clear_cancel_pending();
-                aux.cancel_message = None;
+                aux.pending_cancel = None;
             }
         }
         aux.cancel_requests
@@ -282,11 +291,7 @@ impl RawTask {
         let mut aux = lock(&header.aux);
         if header.state.clear_cancel_pending() {
             // Delivered: a later request carries its own message.
-            Some(
-                aux.cancel_message
-                    .take()
-                    .unwrap_or_else(|| Error::cancelled(None)),
-            )
+            Some(aux.take_cancellation())
         } else {
             None
         }
@@ -468,18 +473,14 @@ unsafe fn complete<T>(ptr: NonNull<Header>, outcome: Result<T, Error>) {
     let raw = RawTask { ptr };
     let header = raw.header();
     let mut discarded = None;
-    let released = {
+    let mut released = {
         let mut aux = lock(&header.aux);
         let status = match outcome {
             // asyncio: a task whose cancel request is still pending when its
             // body returns ends cancelled.
             Ok(value) if header.state.load().is_cancel_pending() => {
                 discarded = Some(value);
-                Status::Failed(
-                    aux.cancel_message
-                        .clone()
-                        .unwrap_or_else(|| Error::cancelled(None)),
-                )
+                Status::Failed(aux.take_cancellation())
             }
             Ok(value) => {
                 // SAFETY: aux lock held; `T` is the output type.
@@ -498,7 +499,6 @@ unsafe fn complete<T>(ptr: NonNull<Header>, outcome: Result<T, Error>) {
     // Done callbacks run here, after the outcome is recorded and before the
     // awaiters wake, so a callback can still read a result that an awaiter
     // will move out.
-    let mut released = released;
     let callbacks = released.take_callbacks();
     if !callbacks.is_empty() {
         crate::scheduler::run_callbacks(Some(&header.shared), callbacks);

@@ -62,7 +62,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{smol_spawn, SmolRt};
+use common::{all_cores, smol_spawn, spindle_rt, tokio_rt, worker_counts, SmolRt};
 
 /// Tasks per iteration.
 const TASKS: u64 = 100_000;
@@ -91,34 +91,6 @@ fn tasks() -> u64 {
 /// 0 + 1 + ... + (n - 1): what the tasks' values add up to.
 fn expected_sum(n: u64) -> u64 {
     n * (n - 1) / 2
-}
-
-/// All cores: the machine's available parallelism.
-fn all_cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// The worker counts every workload runs at: 1 and all cores.
-fn worker_counts() -> Vec<usize> {
-    let mut counts = vec![1];
-    if all_cores() > 1 {
-        counts.push(all_cores());
-    }
-    counts
-}
-
-fn spindle_rt(workers: usize) -> spindle::Runtime {
-    spindle::Runtime::builder()
-        .worker_threads(workers)
-        .build()
-        .expect("build the spindle runtime")
-}
-
-fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .build()
-        .expect("build the tokio runtime")
 }
 
 /// Waits for the value a run sends; panics instead of hanging.

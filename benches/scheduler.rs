@@ -62,7 +62,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{print_summary, smol_spawn, Group, SmolRt};
+use common::{
+    all_cores, print_summary, smol_spawn, spindle_rt, tokio_rt, worker_counts, Group, SmolRt,
+};
 
 /// Tasks spawned per iteration by the spawn_many_* benchmarks.
 const NUM_SPAWN: usize = 10_000;
@@ -84,34 +86,6 @@ const SKYNET_SUM: u64 = SKYNET_LEAVES * (SKYNET_LEAVES - 1) / 2;
 const HANG_TIMEOUT: Duration = Duration::from_secs(60);
 /// The busy tasks of spawn_many_remote_busy stop by themselves after this.
 const BUSY_DEADLINE: Duration = Duration::from_secs(300);
-
-/// All cores: the machine's available parallelism.
-fn all_cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// The worker counts every workload runs at: 1 and all cores.
-fn worker_counts() -> Vec<usize> {
-    let mut counts = vec![1];
-    if all_cores() > 1 {
-        counts.push(all_cores());
-    }
-    counts
-}
-
-fn spindle_rt(workers: usize) -> spindle::Runtime {
-    spindle::Runtime::builder()
-        .worker_threads(workers)
-        .build()
-        .expect("build the spindle runtime")
-}
-
-fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .build()
-        .expect("build the tokio runtime")
-}
 
 /// Waits for `count` completion signals; panics instead of hanging.
 fn wait(rx: &Receiver<()>, count: usize, what: &str) {

@@ -60,7 +60,9 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
 mod common;
-use common::{print_summary, smol_spawn, test_mode, Group, SmolRt};
+use common::{
+    print_summary, smol_spawn, spindle_rt, test_mode, tokio_rt, worker_counts, Group, SmolRt,
+};
 
 /// fib's arguments outside test mode.
 const FIB_BENCH: [u64; 2] = [25, 30];
@@ -72,34 +74,6 @@ const GATHER_TASKS: u64 = 100_000;
 const GATHER_SUM: u64 = GATHER_TASKS * (GATHER_TASKS - 1) / 2;
 /// An iteration that takes longer than this is a hang: the bench fails.
 const HANG_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// All cores: the machine's available parallelism.
-fn all_cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// The worker counts every workload runs at: 1 and all cores.
-fn worker_counts() -> Vec<usize> {
-    let mut counts = vec![1];
-    if all_cores() > 1 {
-        counts.push(all_cores());
-    }
-    counts
-}
-
-fn spindle_rt(workers: usize) -> spindle::Runtime {
-    spindle::Runtime::builder()
-        .worker_threads(workers)
-        .build()
-        .expect("build the spindle runtime")
-}
-
-fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .build()
-        .expect("build the tokio runtime")
-}
 
 fn rayon_pool(workers: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()

@@ -1,5 +1,6 @@
 //! Code shared by the benches that compare spindle with tokio and smol run
-//! by run (`scheduler.rs`, `structured.rs`): smol's executor on W threads,
+//! by run (`scheduler.rs`, `structured.rs`, `per_task.rs`): the runtimes at
+//! 1 worker and all cores, smol's executor on W threads,
 //! and the criterion groups that record every measured call for the summary
 //! printed at the end (`<workload>/<runtime>/<workers>`).
 //!
@@ -15,6 +16,36 @@ use std::future::Future;
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// All cores: the machine's available parallelism.
+pub(crate) fn all_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The worker counts every workload runs at: 1 and all cores.
+pub(crate) fn worker_counts() -> Vec<usize> {
+    let mut counts = vec![1];
+    if all_cores() > 1 {
+        counts.push(all_cores());
+    }
+    counts
+}
+
+/// A spindle runtime with `workers` worker threads.
+pub(crate) fn spindle_rt(workers: usize) -> spindle::Runtime {
+    spindle::Runtime::builder()
+        .worker_threads(workers)
+        .build()
+        .expect("build the spindle runtime")
+}
+
+/// A tokio multi-thread runtime with `workers` worker threads.
+pub(crate) fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .build()
+        .expect("build the tokio runtime")
+}
 
 // ---------------------------------------------------------------------------
 // smol's executor on W threads.

@@ -62,7 +62,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{all_cores, smol_spawn, spindle_rt, tokio_rt, worker_counts, SmolRt};
+use common::{smol_spawn, spindle_rt, tokio_rt, worker_counts, SmolRt};
 
 /// Tasks per iteration.
 const TASKS: u64 = 100_000;

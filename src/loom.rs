@@ -11,13 +11,13 @@
 
 #[cfg(spindle_loom)]
 pub(crate) use loom::sync::{
-    atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize},
+    atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize},
     Condvar, Mutex, MutexGuard,
 };
 
 #[cfg(not(spindle_loom))]
 pub(crate) use std::sync::{
-    atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize},
+    atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize},
     Condvar, Mutex, MutexGuard,
 };
 

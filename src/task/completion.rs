@@ -17,19 +17,27 @@ pub(crate) struct StoredCallback {
 }
 
 /// How a task or promise ended, without the success value (that is typed and
-/// lives beside the record).
+/// lives beside the record): what [`Completion::finish`] records.
 pub(crate) enum Status {
-    Pending,
     Succeeded,
     Failed(Error),
 }
 
+/// Where a record is, as read by [`Completion::status`].
+pub(crate) enum StatusRef<'a> {
+    Pending,
+    Succeeded,
+    Failed(&'a Error),
+}
+
 /// What most records never need, allocated on first use: the wakers of
-/// awaiters after the first, and the done callbacks. Keeping them out of line
-/// keeps every task's header small (a task with one awaiter and no callback,
-/// the common case, allocates nothing here).
+/// awaiters after the first, the done callbacks, and the owner's own rarely
+/// used data (`X`: a task's name and cancel message). Keeping them out of
+/// line keeps every task's header small (a task with one awaiter, no
+/// callback, no name and no cancel message, the common case, allocates
+/// nothing here).
 #[derive(Default)]
-pub(crate) struct Extra {
+struct Extra<X> {
     /// Awaiters after the first: key `k > 0` is `more[k - 1]`.
     more: Slab<Waker>,
     /// The first done callback, inline (a task in a group has exactly one).
@@ -37,15 +45,8 @@ pub(crate) struct Extra {
     first_callback: Option<StoredCallback>,
     /// The done callbacks after the first, in registration order.
     callbacks: Vec<StoredCallback>,
-}
-
-impl Extra {
-    fn take_callbacks(&mut self) -> Callbacks {
-        Callbacks {
-            first: self.first_callback.take(),
-            rest: std::mem::take(&mut self.callbacks),
-        }
-    }
+    /// The owner's cold data; it outlives the completion.
+    cold: X,
 }
 
 /// The done callbacks a completion released, in registration order
@@ -80,12 +81,17 @@ impl IntoIterator for Callbacks {
     }
 }
 
-pub(crate) struct Completion {
-    pub(crate) status: Status,
+/// The completion record. `X` is the owner's cold data, kept out of line
+/// with the other rarely used parts (see [`Completion::cold`]).
+pub(crate) struct Completion<X = ()> {
+    /// The failure, once failed.
+    failure: Option<Error>,
     /// The first awaiter's waker (key 0), inline: most tasks and promises
     /// have exactly one awaiter.
     first: Option<Waker>,
-    extra: Option<Box<Extra>>,
+    extra: Option<Box<Extra<X>>>,
+    /// The outcome is recorded.
+    done: bool,
     /// The failure was read (awaited, `result()`, `exception()`).
     pub(crate) retrieved: bool,
 }
@@ -94,16 +100,14 @@ pub(crate) struct Completion {
 #[must_use]
 pub(crate) struct Released {
     first: Option<Waker>,
-    extra: Option<Box<Extra>>,
+    more: Slab<Waker>,
+    callbacks: Callbacks,
 }
 
 impl Released {
     /// Takes the done callbacks, in registration order.
     pub(crate) fn take_callbacks(&mut self) -> Callbacks {
-        self.extra
-            .as_mut()
-            .map(|extra| extra.take_callbacks())
-            .unwrap_or_default()
+        std::mem::take(&mut self.callbacks)
     }
 
     /// Wakes every awaiter.
@@ -111,10 +115,8 @@ impl Released {
         if let Some(waker) = self.first {
             waker.wake();
         }
-        if let Some(extra) = self.extra {
-            for (_, waker) in extra.more {
-                waker.wake();
-            }
+        for (_, waker) in self.more {
+            waker.wake();
         }
     }
 
@@ -127,35 +129,74 @@ impl Released {
     }
 }
 
-impl Completion {
-    pub(crate) const fn new() -> Completion {
+impl<X: Default> Completion<X> {
+    pub(crate) const fn new() -> Completion<X> {
         Completion {
-            status: Status::Pending,
+            failure: None,
             first: None,
             extra: None,
+            done: false,
             retrieved: false,
         }
     }
 
     pub(crate) fn is_done(&self) -> bool {
-        !matches!(self.status, Status::Pending)
+        self.done
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
-        matches!(&self.status, Status::Failed(e) if e.is_cancelled())
+        self.failure.as_ref().is_some_and(Error::is_cancelled)
     }
 
-    fn extra(&mut self) -> &mut Extra {
+    /// Pending, succeeded, or failed with which error.
+    pub(crate) fn status(&self) -> StatusRef<'_> {
+        match (&self.failure, self.done) {
+            (Some(error), _) => StatusRef::Failed(error),
+            (None, true) => StatusRef::Succeeded,
+            (None, false) => StatusRef::Pending,
+        }
+    }
+
+    fn extra(&mut self) -> &mut Extra<X> {
         self.extra.get_or_insert_with(Box::default)
+    }
+
+    /// The owner's cold data, if any was ever written.
+    pub(crate) fn cold(&self) -> Option<&X> {
+        self.extra.as_ref().map(|extra| &extra.cold)
+    }
+
+    /// The owner's cold data, made (allocated) on first use.
+    pub(crate) fn cold_mut(&mut self) -> &mut X {
+        &mut self.extra().cold
+    }
+
+    /// The owner's cold data, if any was ever written, to change.
+    pub(crate) fn cold_if_any(&mut self) -> Option<&mut X> {
+        self.extra.as_mut().map(|extra| &mut extra.cold)
     }
 
     /// Records the outcome and releases the waiters and callbacks.
     pub(crate) fn finish(&mut self, status: Status) -> Released {
         debug_assert!(!self.is_done());
-        self.status = status;
+        self.done = true;
+        if let Status::Failed(error) = status {
+            self.failure = Some(error);
+        }
+        let (more, callbacks) = match self.extra.as_mut() {
+            Some(extra) => (
+                std::mem::take(&mut extra.more),
+                Callbacks {
+                    first: extra.first_callback.take(),
+                    rest: std::mem::take(&mut extra.callbacks),
+                },
+            ),
+            None => Default::default(),
+        };
         Released {
             first: self.first.take(),
-            extra: self.extra.take(),
+            more,
+            callbacks,
         }
     }
 
@@ -236,21 +277,16 @@ impl Completion {
 
     /// The failure, marking it read; `None` if pending or succeeded.
     pub(crate) fn read_error(&mut self) -> Option<Error> {
-        match &self.status {
-            Status::Failed(e) => {
-                self.retrieved = true;
-                Some(e.clone())
-            }
-            _ => None,
-        }
+        let error = self.failure.clone()?;
+        self.retrieved = true;
+        Some(error)
     }
 
     /// The failure that nobody read, for the report when the owner is dropped.
     pub(crate) fn unretrieved_error(&self) -> Option<&Error> {
-        match &self.status {
-            Status::Failed(e) if !self.retrieved && !e.is_cancelled() => Some(e),
-            _ => None,
-        }
+        self.failure
+            .as_ref()
+            .filter(|e| !self.retrieved && !e.is_cancelled())
     }
 }
 
@@ -272,7 +308,7 @@ mod tests {
     /// of line (a regression guard for the bytes of a parked task).
     #[test]
     fn the_record_is_small() {
-        assert!(std::mem::size_of::<Completion>() <= 48);
+        assert!(std::mem::size_of::<Completion>() <= 40);
     }
 
     #[test]
@@ -280,7 +316,7 @@ mod tests {
         let counts: Vec<_> = (0..4)
             .map(|_| Arc::new(Count(AtomicUsize::new(0))))
             .collect();
-        let mut record = Completion::new();
+        let mut record = Completion::<()>::new();
         let mut keys = [None; 4];
         for (key, count) in keys.iter_mut().zip(&counts) {
             record.register(key, &Waker::from(count.clone()));
@@ -302,7 +338,7 @@ mod tests {
     #[test]
     fn callbacks_are_released_in_order_and_removable_by_key() {
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut record = Completion::new();
+        let mut record = Completion::<()>::new();
         for (key, label) in [(7, "a"), (8, "b"), (7, "c"), (9, "d")] {
             let order = order.clone();
             let call = Box::new(move || order.lock().unwrap().push(label));

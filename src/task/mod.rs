@@ -33,7 +33,7 @@ pub use promise::Promise;
 use crate::error::{Error, Result};
 use crate::loom::lock;
 use crate::runtime::{context, Handle};
-use completion::{Status, StoredCallback};
+use completion::{StatusRef, StoredCallback};
 use raw::{Header, RawTask};
 use std::fmt;
 use std::future::Future;
@@ -67,7 +67,8 @@ impl fmt::Display for TaskId {
 }
 
 pub(crate) fn name_of(header: &Header) -> String {
-    match &header.name {
+    let aux = lock(&header.aux);
+    match aux.completion.cold().and_then(|cold| cold.name.as_ref()) {
         Some(name) => name.to_string(),
         None => format!("Task-{}", header.id),
     }
@@ -145,7 +146,10 @@ impl AnyTask {
 
     /// The number of cancel requests not withdrawn by [`uncancel`](Self::uncancel).
     pub fn cancelling(&self) -> u32 {
-        lock(&self.raw.header().aux).cancel_requests
+        // Written under the aux lock: read it there too, in order with
+        // `cancel` and `uncancel`.
+        let _aux = lock(&self.raw.header().aux);
+        self.raw.header().cancel_requests.load(Ordering::Relaxed)
     }
 
     /// Withdraws one cancel request and returns the remaining count. When it
@@ -167,11 +171,11 @@ impl AnyTask {
     /// failure marks it retrieved.
     pub fn exception(&self) -> Result<Option<Error>> {
         let mut aux = lock(&self.raw.header().aux);
-        match &aux.completion.status {
-            Status::Pending => Err(Error::invalid_state("the task is not done yet")),
-            Status::Succeeded => Ok(None),
-            Status::Failed(e) if e.is_cancelled() => Err(e.clone()),
-            Status::Failed(_) => Ok(aux.completion.read_error()),
+        match aux.completion.status() {
+            StatusRef::Pending => Err(Error::invalid_state("the task is not done yet")),
+            StatusRef::Succeeded => Ok(None),
+            StatusRef::Failed(e) if e.is_cancelled() => Err(e.clone()),
+            StatusRef::Failed(_) => Ok(aux.completion.read_error()),
         }
     }
 
@@ -179,10 +183,10 @@ impl AnyTask {
     pub fn state(&self) -> TaskState {
         let snapshot = self.raw.header().state.load();
         if snapshot.is_complete() {
-            return match &lock(&self.raw.header().aux).completion.status {
-                Status::Succeeded | Status::Pending => TaskState::Succeeded,
-                Status::Failed(e) if e.is_cancelled() => TaskState::Cancelled,
-                Status::Failed(_) => TaskState::Failed,
+            return match lock(&self.raw.header().aux).completion.status() {
+                StatusRef::Succeeded | StatusRef::Pending => TaskState::Succeeded,
+                StatusRef::Failed(e) if e.is_cancelled() => TaskState::Cancelled,
+                StatusRef::Failed(_) => TaskState::Failed,
             };
         }
         if snapshot.is_running() {
@@ -232,9 +236,11 @@ pub(crate) fn restore_current_cancel(cancel: &Error) {
     };
     let header = raw.header();
     let mut aux = lock(&header.aux);
-    if aux.cancel_requests > 0 && header.state.set_cancel_pending() && aux.pending_cancel.is_none()
+    if header.cancel_requests.load(Ordering::Relaxed) > 0
+        && header.state.set_cancel_pending()
+        && !aux.has_pending_cancel()
     {
-        aux.pending_cancel = cancel.cancel_message().is_some().then(|| cancel.clone());
+        aux.set_pending_cancel(cancel.cancel_message().is_some().then(|| cancel.clone()));
     }
 }
 
@@ -333,10 +339,10 @@ impl<T> Task<T> {
         aux: &mut raw::Aux,
         read: impl FnOnce(&mut Option<T>) -> Option<T>,
     ) -> Option<Result<T>> {
-        match &aux.completion.status {
-            Status::Pending => None,
-            Status::Failed(_) => aux.completion.read_error().map(Err),
-            Status::Succeeded => {
+        match aux.completion.status() {
+            StatusRef::Pending => None,
+            StatusRef::Failed(_) => aux.completion.read_error().map(Err),
+            StatusRef::Succeeded => {
                 // SAFETY: the aux lock is held and `T` is this task's output type.
                 let slot = unsafe { &mut *self.any.raw.output::<T>() };
                 Some(read(slot).ok_or_else(|| {

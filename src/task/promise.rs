@@ -1,7 +1,7 @@
 //! [`Promise`]: a settable future, asyncio's `Future` under a name that does
 //! not clash with `std::future::Future`.
 
-use super::completion::{Callbacks, Completion, Status, StoredCallback};
+use super::completion::{Callbacks, Completion, Status, StatusRef, StoredCallback};
 use super::DoneCallback;
 use crate::error::{Error, Result};
 use crate::loom::{lock, Mutex};
@@ -140,11 +140,11 @@ impl<T> Promise<T> {
     /// `Err(Cancelled)` if cancelled, `Err(InvalidState)` while pending.
     pub fn exception(&self) -> Result<Option<Error>> {
         let mut slot = lock(&self.inner.slot);
-        match &slot.completion.status {
-            Status::Pending => Err(Error::invalid_state("the promise is not done yet")),
-            Status::Succeeded => Ok(None),
-            Status::Failed(e) if e.is_cancelled() => Err(e.clone()),
-            Status::Failed(_) => Ok(slot.completion.read_error()),
+        match slot.completion.status() {
+            StatusRef::Pending => Err(Error::invalid_state("the promise is not done yet")),
+            StatusRef::Succeeded => Ok(None),
+            StatusRef::Failed(e) if e.is_cancelled() => Err(e.clone()),
+            StatusRef::Failed(_) => Ok(slot.completion.read_error()),
         }
     }
 
@@ -175,14 +175,14 @@ impl<T> Promise<T> {
 }
 
 fn read<T: Clone>(slot: &mut Slot<T>) -> Option<Result<T>> {
-    match &slot.completion.status {
-        Status::Pending => None,
-        Status::Succeeded => Some(
+    match slot.completion.status() {
+        StatusRef::Pending => None,
+        StatusRef::Succeeded => Some(
             slot.value
                 .clone()
                 .ok_or_else(|| Error::invalid_state("the promise has no value")),
         ),
-        Status::Failed(_) => slot.completion.read_error().map(Err),
+        StatusRef::Failed(_) => slot.completion.read_error().map(Err),
     }
 }
 
@@ -198,11 +198,11 @@ impl<T> Clone for Promise<T> {
 impl<T> fmt::Debug for Promise<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let slot = lock(&self.inner.slot);
-        let state = match &slot.completion.status {
-            Status::Pending => "pending",
-            Status::Succeeded => "finished",
-            Status::Failed(e) if e.is_cancelled() => "cancelled",
-            Status::Failed(_) => "failed",
+        let state = match slot.completion.status() {
+            StatusRef::Pending => "pending",
+            StatusRef::Succeeded => "finished",
+            StatusRef::Failed(e) if e.is_cancelled() => "cancelled",
+            StatusRef::Failed(_) => "failed",
         };
         f.debug_struct("Promise").field("state", &state).finish()
     }

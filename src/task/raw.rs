@@ -8,28 +8,40 @@
 //! |   Header   state, vtable, id, |     non-generic: what the scheduler,
 //! |            runtime, name, aux |     wakers and untyped handles touch
 //! |   output   Option<T>          |     read by Task<T>, under the aux lock
-//! | future     Option<F>          |     touched only by the running worker
+//! | future     ManuallyDrop<F>    |     touched only by the running worker
 //! +-------------------------------+
 //! ```
 //!
 //! `Prefix<T>` is a `repr(C)` prefix of `Cell<F, T>`, so a `Task<T>` that does
 //! not know `F` can still reach the output slot.
+//!
+//! The future is present exactly until the task completes: it is dropped in
+//! place by the worker that completes the task, just before `COMPLETE` is
+//! set, and a task freed without completing drops it with the cell. No
+//! `Option` around it: an async block's future has no niche, and the tag
+//! would cost every task 8 bytes.
 
 use super::completion::{Completion, Status, StoredCallback};
 use super::state::{IdleAction, State, WakeAction};
 use super::TaskId;
 use crate::error::Error;
-use crate::loom::{lock, Mutex};
+use crate::loom::{lock, AtomicU32, Mutex};
 use crate::scheduler::{Schedule, Shared};
 use std::cell::UnsafeCell;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 /// The non-generic part of every task.
+///
+/// Every parked task carries one, so what is rarely used lives out of line
+/// (in the completion record's cold part, [`Cold`]) and the fields are laid
+/// out without padding: 88 bytes on 64-bit targets.
 #[repr(C)]
 pub(crate) struct Header {
     pub(crate) state: State,
@@ -37,42 +49,66 @@ pub(crate) struct Header {
     pub(crate) id: TaskId,
     /// The runtime the task belongs to (where wakes schedule it).
     pub(crate) shared: Arc<Shared>,
-    /// The name given at spawn; `None` means the default `Task-<id>`.
-    /// Boxed: a thin pointer keeps every task's header small, and names
-    /// are read only when asked for.
-    pub(crate) name: Option<Box<Arc<str>>>,
-    /// Cancellation bookkeeping and the completion record.
+    /// The completion record, with the task's cold data.
     pub(crate) aux: Mutex<Aux>,
-    /// Whether the body was polled at least once. Only the worker that holds
-    /// the task in the `RUNNING` state reads or writes it.
-    started: UnsafeCell<bool>,
+    /// asyncio's `cancelling()` count: cancel requests not withdrawn by
+    /// `uncancel`. Written only under the aux lock (which orders it); an
+    /// atomic rather than a field of `Aux` so that it shares a word with
+    /// `registry_key` instead of padding the lock's data.
+    pub(crate) cancel_requests: AtomicU32,
     /// The task's slot in the runtime's registry, [`NOT_REGISTERED`] when
     /// not registered. Guarded by the lock of the registry shard the task
     /// belongs to.
-    pub(crate) registry_key: UnsafeCell<usize>,
+    pub(crate) registry_key: UnsafeCell<u32>,
 }
 
-/// The registry key of a task that is not in the registry (slab keys never
-/// reach it).
-pub(crate) const NOT_REGISTERED: usize = usize::MAX;
+/// The registry key of a task that is not in the registry (the registry
+/// never hands out this key).
+pub(crate) const NOT_REGISTERED: u32 = u32::MAX;
 
 /// State under the task's lock.
 pub(crate) struct Aux {
-    pub(crate) completion: Completion,
-    /// asyncio's `cancelling()` count: cancel requests not withdrawn by `uncancel`.
-    pub(crate) cancel_requests: u32,
+    pub(crate) completion: Completion<Cold>,
+}
+
+/// What few tasks need, kept out of line with the completion record's other
+/// rarely used parts (allocated on first use, freed with the task).
+#[derive(Default)]
+pub(crate) struct Cold {
+    /// The name given at spawn; `None` means the default `Task-<id>`.
+    pub(crate) name: Option<Arc<str>>,
     /// The cancellation to deliver for the pending request, made from the
     /// first of its requests that carried a message (`None`: no message).
-    /// An `Error` is one pointer, half the size of the message itself.
-    pub(crate) pending_cancel: Option<Error>,
+    pending_cancel: Option<Error>,
 }
 
 impl Aux {
     /// The cancellation that delivers the pending request.
     fn take_cancellation(&mut self) -> Error {
-        self.pending_cancel
-            .take()
+        self.completion
+            .cold_if_any()
+            .and_then(|cold| cold.pending_cancel.take())
             .unwrap_or_else(|| Error::cancelled(None))
+    }
+
+    /// Whether the pending request already has its cancellation (a message).
+    pub(crate) fn has_pending_cancel(&self) -> bool {
+        self.completion
+            .cold()
+            .is_some_and(|cold| cold.pending_cancel.is_some())
+    }
+
+    /// Sets the cancellation that delivers the pending request (`None`: a
+    /// plain one, nothing stored).
+    pub(crate) fn set_pending_cancel(&mut self, cancel: Option<Error>) {
+        match cancel {
+            Some(cancel) => self.completion.cold_mut().pending_cancel = Some(cancel),
+            None => {
+                if let Some(cold) = self.completion.cold_if_any() {
+                    cold.pending_cancel = None;
+                }
+            }
+        }
     }
 }
 
@@ -85,7 +121,8 @@ struct Prefix<T> {
 #[repr(C)]
 struct Cell<F, T> {
     prefix: Prefix<T>,
-    future: UnsafeCell<Option<F>>,
+    /// Live while the task is not `COMPLETE` (see the module docs).
+    future: UnsafeCell<ManuallyDrop<F>>,
 }
 
 struct Vtable {
@@ -144,19 +181,20 @@ impl RawTask {
                     },
                     id,
                     shared,
-                    name: spawn.name.map(Box::new),
                     aux: Mutex::new(Aux {
                         completion: Completion::new(),
-                        cancel_requests: 0,
-                        pending_cancel: None,
                     }),
-                    started: UnsafeCell::new(false),
+                    cancel_requests: AtomicU32::new(0),
                     registry_key: UnsafeCell::new(NOT_REGISTERED),
                 },
                 output: UnsafeCell::new(None),
             },
-            future: UnsafeCell::new(Some(future)),
+            future: UnsafeCell::new(ManuallyDrop::new(future)),
         });
+        if let Some(name) = spawn.name {
+            // Not shared yet: the lock is uncontended.
+            lock(&cell.prefix.header.aux).completion.cold_mut().name = Some(name);
+        }
         #[cfg(spindle_helgrind)]
         cell.prefix.header.state.announce_initialized();
         let ptr = NonNull::from(Box::leak(cell)).cast::<Header>();
@@ -258,9 +296,14 @@ impl RawTask {
             if aux.completion.is_done() || !header.state.set_cancel_pending() {
                 return false;
             }
-            aux.cancel_requests = aux.cancel_requests.saturating_add(1);
-            if aux.pending_cancel.is_none() {
-                aux.pending_cancel = message.map(|m| Error::cancelled(Some(m)));
+            let requests = header.cancel_requests.load(Relaxed);
+            header
+                .cancel_requests
+                .store(requests.saturating_add(1), Relaxed);
+            if let Some(message) = message {
+                if !aux.has_pending_cancel() {
+                    aux.set_pending_cancel(Some(Error::cancelled(Some(message))));
+                }
             }
         }
         self.wake_by_ref();
@@ -272,14 +315,16 @@ impl RawTask {
     pub(crate) fn uncancel(self) -> u32 {
         let header = self.header();
         let mut aux = lock(&header.aux);
-        if aux.cancel_requests > 0 {
-            aux.cancel_requests -= 1;
-            if aux.cancel_requests == 0 {
+        let mut requests = header.cancel_requests.load(Relaxed);
+        if requests > 0 {
+            requests -= 1;
+            header.cancel_requests.store(requests, Relaxed);
+            if requests == 0 {
                 header.state.clear_cancel_pending();
-                aux.pending_cancel = None;
+                aux.set_pending_cancel(None);
             }
         }
-        aux.cancel_requests
+        requests
     }
 
     /// Takes a pending cancel request for delivery, if there is one.
@@ -321,10 +366,7 @@ impl RawTask {
         let raw = task.into_raw();
         let header = raw.header();
         let snapshot = header.state.to_running();
-        // SAFETY: this worker now owns the RUNNING state, which guards `started`.
-        let started = unsafe { &mut *header.started.get() };
-        let first_poll = !*started;
-        *started = true;
+        let first_poll = !snapshot.is_started();
 
         let finished = if snapshot.is_abort_requested() {
             // SAFETY: RUNNING is owned; the vtable matches the allocation.
@@ -432,20 +474,18 @@ where
     // SAFETY: the vtable was built for `Cell<F, T>`.
     let cell = unsafe { ptr.cast::<Cell<F, T>>().as_ref() };
     // SAFETY: the caller owns the RUNNING state, which gives exclusive access
-    // to the future; it is never moved out of the allocation while `Some`.
+    // to the future; a task being run is not complete, so the future is live.
     let future = unsafe { &mut *cell.future.get() };
-    let Some(future_mut) = future.as_mut() else {
-        return Poll::Ready(());
-    };
     // SAFETY: the future lives in the heap cell and is dropped in place.
-    let pinned = unsafe { Pin::new_unchecked(future_mut) };
+    let pinned = unsafe { Pin::new_unchecked(&mut **future) };
     let outcome = match catch_unwind(AssertUnwindSafe(|| pinned.poll(cx))) {
         Ok(Poll::Pending) => return Poll::Pending,
         Ok(Poll::Ready(Ok(value))) => Ok(value),
         Ok(Poll::Ready(Err(error))) => Err(error.into()),
         Err(payload) => Err(Error::panicked(&*payload)),
     };
-    drop_future(future);
+    // SAFETY: the future is live (see above) and completion follows at once.
+    unsafe { drop_future(future) };
     // SAFETY: forwarded contract.
     unsafe { complete::<T>(ptr, outcome) };
     Poll::Ready(())
@@ -454,15 +494,21 @@ where
 unsafe fn abort<F, T>(ptr: NonNull<Header>, error: Error) {
     // SAFETY: the vtable was built for `Cell<F, T>`; RUNNING is owned.
     let cell = unsafe { ptr.cast::<Cell<F, T>>().as_ref() };
-    // SAFETY: RUNNING gives exclusive access to the future.
-    drop_future(unsafe { &mut *cell.future.get() });
+    // SAFETY: RUNNING gives exclusive access to the future, live because
+    // the task is not complete; completion follows at once.
+    unsafe { drop_future(&mut *cell.future.get()) };
     // SAFETY: forwarded contract.
     unsafe { complete::<T>(ptr, Err(error)) };
 }
 
 /// Drops the future in place; a panic in its destructor is contained.
-fn drop_future<F>(future: &mut Option<F>) {
-    let _ = catch_unwind(AssertUnwindSafe(|| *future = None));
+///
+/// # Safety
+/// The future must be live, and the task must be completed right after, so
+/// that nothing touches the future again.
+unsafe fn drop_future<F>(future: &mut ManuallyDrop<F>) {
+    // SAFETY: forwarded contract: live now, never used again.
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { ManuallyDrop::drop(future) }));
 }
 
 /// Stores the outcome, marks the task complete and releases its awaiters.
@@ -509,8 +555,14 @@ unsafe fn complete<T>(ptr: NonNull<Header>, outcome: Result<T, Error>) {
 
 unsafe fn dealloc<F, T>(ptr: NonNull<Header>) {
     // SAFETY: the allocation was made as `Box<Cell<F, T>>` and no reference remains.
-    let cell = unsafe { Box::from_raw(ptr.cast::<Cell<F, T>>().as_ptr()) };
-    // Dropping a leftover future or output may run user code; contain panics.
+    let mut cell = unsafe { Box::from_raw(ptr.cast::<Cell<F, T>>().as_ptr()) };
+    if !cell.prefix.header.state.load().is_complete() {
+        // Freed without completing (its runtime is gone): the future is
+        // still live.
+        // SAFETY: live because not complete, and the cell goes away next.
+        unsafe { drop_future(cell.future.get_mut()) };
+    }
+    // Dropping a leftover output may run user code; contain panics.
     let _ = catch_unwind(AssertUnwindSafe(move || drop(cell)));
 }
 
@@ -553,6 +605,6 @@ mod tests {
     /// `benches/memory.rs`).
     #[test]
     fn the_header_stays_small() {
-        assert!(std::mem::size_of::<Header>() <= 128);
+        assert!(std::mem::size_of::<Header>() <= 88);
     }
 }

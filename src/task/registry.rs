@@ -48,7 +48,15 @@ impl Registry {
         if shard.closed {
             return false;
         }
-        let key = shard.tasks.insert(task);
+        let entry = shard.tasks.vacant_entry();
+        // Keys are dense (the slab reuses freed ones), so this needs more
+        // than four billion unfinished tasks in one shard: memory runs out
+        // long before.
+        let key = u32::try_from(entry.key())
+            .ok()
+            .filter(|&key| key != NOT_REGISTERED)
+            .expect("more than 4 billion unfinished tasks in one registry shard");
+        entry.insert(task);
         // SAFETY: `registry_key` is guarded by this shard's lock, held here.
         unsafe { *task.header().registry_key.get() = key };
         true
@@ -65,7 +73,7 @@ impl Registry {
         if key == NOT_REGISTERED {
             return false;
         }
-        shard.tasks.remove(key);
+        shard.tasks.remove(key as usize);
         true
     }
 

@@ -2,8 +2,8 @@
 //! reference count.
 //!
 //! ```text
-//!  usize::BITS-1 ........ 6   5   4        3               2          1          0
-//! [ reference count       ][ - ][ ABORT ][ CANCEL_PENDING ][ NOTIFIED ][ COMPLETE ][ RUNNING ]
+//!  usize::BITS-1 ........ 6     5         4        3               2          1          0
+//! [ reference count       ][ STARTED ][ ABORT ][ CANCEL_PENDING ][ NOTIFIED ][ COMPLETE ][ RUNNING ]
 //! ```
 //!
 //! Invariants:
@@ -18,6 +18,8 @@
 //!   it is set and cleared under the task's aux lock (which also holds the
 //!   cancel count and message); the running task reads it without the lock.
 //! - `ABORT` asks the next run of the task to drop its future at once.
+//! - `STARTED` is set by the first `to_running` and never cleared: a run
+//!   that sees it clear in the snapshot before is the task's first.
 //! - The task is freed by whoever drops the last reference.
 //!
 //! Orderings: transitions are `AcqRel` read-modify-writes, so a worker that
@@ -46,6 +48,8 @@ const NOTIFIED: usize = 1 << 2;
 pub(crate) const CANCEL_PENDING: usize = 1 << 3;
 /// A hard abort was requested: drop the future at the next run.
 const ABORT: usize = 1 << 4;
+/// A worker took the task to run at least once.
+const STARTED: usize = 1 << 5;
 /// One reference; the count occupies the bits from here up.
 const REF_ONE: usize = 1 << 6;
 const REF_MASK: usize = !(REF_ONE - 1);
@@ -75,6 +79,9 @@ impl Snapshot {
     pub(crate) fn is_abort_requested(self) -> bool {
         self.0 & ABORT != 0
     }
+    pub(crate) fn is_started(self) -> bool {
+        self.0 & STARTED != 0
+    }
     pub(crate) fn ref_count(self) -> usize {
         (self.0 & REF_MASK) / REF_ONE
     }
@@ -88,6 +95,7 @@ impl std::fmt::Debug for Snapshot {
             .field("notified", &self.is_notified())
             .field("cancel_pending", &self.is_cancel_pending())
             .field("abort", &self.is_abort_requested())
+            .field("started", &self.is_started())
             .field("refs", &self.ref_count())
             .finish()
     }
@@ -152,13 +160,13 @@ impl State {
         }
     }
 
-    /// A worker took the task from a queue: `NOTIFIED` -> `RUNNING`.
-    /// Returns the snapshot before the transition.
+    /// A worker took the task from a queue: `NOTIFIED` -> `RUNNING`, and
+    /// `STARTED`. Returns the snapshot before the transition.
     #[must_use]
     pub(crate) fn to_running(&self) -> Snapshot {
         let prev = self.update(|s| {
             debug_assert!(s & NOTIFIED != 0 && s & (RUNNING | COMPLETE) == 0);
-            (s & !NOTIFIED) | RUNNING
+            (s & !NOTIFIED) | RUNNING | STARTED
         });
         Snapshot(prev)
     }
@@ -174,7 +182,7 @@ impl State {
             if current & (RUNNING | COMPLETE) != 0 {
                 return false;
             }
-            let next = (current & !NOTIFIED) | RUNNING;
+            let next = (current & !NOTIFIED) | RUNNING | STARTED;
             match self
                 .word
                 .compare_exchange_weak(current, next, AcqRel, Acquire)

@@ -104,9 +104,8 @@ impl GroupState {
                 waker.wake();
             }
         }
-        if child.cancelled() {
-            return;
-        }
+        // One look at the outcome: a cancelled child is `Err` here, and
+        // ignored like a successful one.
         let Ok(Some(error)) = child.exception() else {
             return;
         };

@@ -60,6 +60,7 @@ use crate::loom::{fence, lock, wait_timeout, AtomicBool, AtomicPtr, AtomicUsize,
 use crate::runtime::{context, Handle, Unhandled};
 use crate::task::completion::StoredCallback;
 use crate::task::raw::{Header, Notified, RawTask, RunOutcome, Spawn};
+use crate::task::recycle::TaskCache;
 use crate::task::registry::Registry;
 use crate::task::{AnyTask, TaskId};
 use crate::time::Timers;
@@ -408,6 +409,9 @@ pub(crate) struct WorkerCore {
     /// as in asyncio), and I/O wakes do not go through the LIFO slot.
     collecting: Cell<bool>,
     collected: std::cell::RefCell<Vec<Notified>>,
+    /// Freed task blocks this worker reuses for its next spawns (dropped,
+    /// and its blocks freed, when the worker exits).
+    pub(crate) task_cache: TaskCache,
 }
 
 impl WorkerCore {
@@ -714,6 +718,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: LocalQueue<No
         ),
         collecting: Cell::new(false),
         collected: Default::default(),
+        task_cache: TaskCache::default(),
     };
     {
         let _worker = context::enter_worker(&core);

@@ -22,6 +22,7 @@ pub(crate) mod completion;
 mod join;
 mod promise;
 pub(crate) mod raw;
+pub(crate) mod recycle;
 pub(crate) mod registry;
 pub(crate) mod state;
 

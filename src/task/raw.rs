@@ -22,17 +22,20 @@
 //! would cost every task 8 bytes.
 
 use super::completion::{Completion, Status, StoredCallback};
+use super::recycle::{self, TaskCache};
 use super::state::{IdleAction, State, WakeAction};
 use super::TaskId;
 use crate::error::Error;
 use crate::loom::{lock, AtomicU32, Mutex};
+use crate::runtime::context;
 use crate::scheduler::{Schedule, Shared};
+use std::alloc::Layout;
 use std::cell::UnsafeCell;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
@@ -170,7 +173,7 @@ impl RawTask {
         T: Send + 'static,
         E: Into<Error>,
     {
-        let cell = Box::new(Cell::<F, T> {
+        let cell = Cell::<F, T> {
             prefix: Prefix::<T> {
                 header: Header {
                     state: State::new(refs),
@@ -190,15 +193,27 @@ impl RawTask {
                 output: UnsafeCell::new(None),
             },
             future: UnsafeCell::new(ManuallyDrop::new(future)),
-        });
+        };
         if let Some(name) = spawn.name {
             // Not shared yet: the lock is uncontended.
             lock(&cell.prefix.header.aux).completion.cold_mut().name = Some(name);
         }
+        let layout = recycle::layout_for(Layout::new::<Cell<F, T>>());
+        let block = context::with_worker(|worker| {
+            TaskCache::allocate(worker.map(|w| &w.task_cache), layout)
+        })
+        .cast::<Cell<F, T>>();
+        // SAFETY: the block is unused, and `layout_for` keeps (or raises)
+        // the cell's size and alignment.
+        unsafe { block.write(cell) };
+        // SAFETY: just written.
         #[cfg(spindle_helgrind)]
-        cell.prefix.header.state.announce_initialized();
-        let ptr = NonNull::from(Box::leak(cell)).cast::<Header>();
-        RawTask { ptr }
+        unsafe { block.as_ref() }
+            .prefix
+            .header
+            .state
+            .announce_initialized();
+        RawTask { ptr: block.cast() }
     }
 
     pub(crate) fn header(&self) -> &Header {
@@ -554,16 +569,25 @@ unsafe fn complete<T>(ptr: NonNull<Header>, outcome: Result<T, Error>) {
 }
 
 unsafe fn dealloc<F, T>(ptr: NonNull<Header>) {
-    // SAFETY: the allocation was made as `Box<Cell<F, T>>` and no reference remains.
-    let mut cell = unsafe { Box::from_raw(ptr.cast::<Cell<F, T>>().as_ptr()) };
+    let block = ptr.cast::<Cell<F, T>>();
+    // SAFETY: the block holds a `Cell<F, T>` (written by `allocate`) and no
+    // reference to it remains: this is the only access.
+    let cell = unsafe { &mut *block.as_ptr() };
     if !cell.prefix.header.state.load().is_complete() {
         // Freed without completing (its runtime is gone): the future is
         // still live.
         // SAFETY: live because not complete, and the cell goes away next.
         unsafe { drop_future(cell.future.get_mut()) };
     }
-    // Dropping a leftover output may run user code; contain panics.
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(cell)));
+    // Dropping a leftover output may run user code; contain panics (the
+    // remaining fields are dropped even if one panics).
+    // SAFETY: the cell is dropped once, and not used afterwards.
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { ptr::drop_in_place(cell) }));
+    let layout = recycle::layout_for(Layout::new::<Cell<F, T>>());
+    // SAFETY: allocated by `allocate` with this layout; the cell is dropped.
+    context::with_worker(|worker| unsafe {
+        TaskCache::free(worker.map(|w| &w.task_cache), block.cast(), layout)
+    });
 }
 
 // -- waker ------------------------------------------------------------------

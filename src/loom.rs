@@ -24,6 +24,41 @@ pub(crate) use std::sync::{
 #[cfg(all(spindle_loom, test))]
 pub(crate) use loom::{sync::Arc, thread};
 
+/// Lets another thread run while this one waits for a step that another
+/// thread has started and not finished yet (loom must see the wait as a
+/// yield, or it reports a livelock).
+#[cfg(spindle_loom)]
+pub(crate) use loom::thread::yield_now;
+#[cfg(not(spindle_loom))]
+pub(crate) use std::thread::yield_now;
+
+/// A cell whose reads and writes are checked for races in loom models
+/// (`loom::cell::UnsafeCell`); a plain [`std::cell::UnsafeCell`] otherwise.
+#[cfg(spindle_loom)]
+pub(crate) use loom::cell::UnsafeCell as RaceCell;
+
+/// A cell whose reads and writes are checked for races in loom models;
+/// in ordinary builds a plain [`std::cell::UnsafeCell`] with loom's API.
+#[cfg(not(spindle_loom))]
+pub(crate) struct RaceCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(spindle_loom))]
+impl<T> RaceCell<T> {
+    pub(crate) fn new(value: T) -> RaceCell<T> {
+        RaceCell(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Runs `f` with a pointer for reading the value.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    /// Runs `f` with a pointer for writing the value.
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
 /// Locks a mutex, ignoring poisoning: spindle never panics while holding one
 /// of its own locks (user code never runs under them), so a poisoned lock
 /// still guards consistent data.

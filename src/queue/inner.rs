@@ -1,10 +1,13 @@
 //! The state and the futures shared by the three queue kinds: asyncio's
 //! `Queue` methods, with the storage (FIFO, LIFO, heap) as the only
-//! difference.
+//! difference. A bounded FIFO queue keeps its items in a lock-free
+//! [`Ring`] and only its waiters behind a lock; the other queues keep
+//! items and waiters behind one lock.
 
+use super::ring::{self, Ring};
 use super::QueueError;
 use crate::error::{Error, Result};
-use crate::loom::{lock, Mutex};
+use crate::loom::{lock, AtomicUsize, Mutex};
 use crate::runtime::context;
 use crate::sync::WaitList;
 use std::cmp::Ordering;
@@ -12,6 +15,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::task::{Context, Poll, Waker};
 
 /// The items of a queue, in the order of its kind.
@@ -97,11 +101,39 @@ impl<T> Items<T> {
     }
 }
 
-struct State<T> {
-    items: Items<T>,
+/// Who waits on a queue.
+#[derive(Clone, Copy)]
+enum Side {
+    /// Gets, waiting for an item.
+    Getters,
+    /// Puts, waiting for a free slot.
+    Putters,
+    /// Joins, waiting until every item is marked done.
+    Joiners,
+}
+
+#[derive(Default)]
+struct Waiters {
     getters: WaitList,
     putters: WaitList,
     joiners: WaitList,
+}
+
+impl Waiters {
+    fn list(&mut self, side: Side) -> &mut WaitList {
+        match side {
+            Side::Getters => &mut self.getters,
+            Side::Putters => &mut self.putters,
+            Side::Joiners => &mut self.joiners,
+        }
+    }
+}
+
+/// A queue whose items sit with its waiters behind one lock (LIFO,
+/// priority and unbounded or very large FIFO queues).
+struct State<T> {
+    items: Items<T>,
+    waiters: Waiters,
     /// Items put and not yet marked done.
     unfinished: usize,
     shutdown: bool,
@@ -110,6 +142,15 @@ struct State<T> {
 impl<T> State<T> {
     fn full(&self, maxsize: usize) -> bool {
         maxsize > 0 && self.items.len() >= maxsize
+    }
+
+    /// Whether a waiter on `side` would not wait now.
+    fn ready(&self, side: Side, maxsize: usize) -> bool {
+        match side {
+            Side::Getters => !self.items.is_empty() || self.shutdown,
+            Side::Putters => !self.full(maxsize) || self.shutdown,
+            Side::Joiners => self.unfinished == 0,
+        }
     }
 
     /// asyncio's `put_nowait`; on success, the getter to wake.
@@ -122,17 +163,98 @@ impl<T> State<T> {
         }
         self.items.push(item);
         self.unfinished += 1;
-        Ok(self.getters.grant_first())
+        Ok(self.waiters.getters.grant_first())
     }
 
     /// asyncio's `get_nowait`; on success, the putter to wake.
     fn try_get(&mut self) -> Result<(T, Option<Waker>), QueueError> {
         match self.items.pop() {
-            Some(item) => Ok((item, self.putters.grant_first())),
+            Some(item) => Ok((item, self.waiters.putters.grant_first())),
             None if self.shutdown => Err(QueueError::ShutDown),
             None => Err(QueueError::Empty),
         }
     }
+}
+
+/// A bounded FIFO queue: items in a lock-free [`Ring`], waiters behind a
+/// lock of their own.
+///
+/// The wake-up handshake: a waiter registers under the lock and stores the
+/// new count in `linked` (Release), then asks the ring again with a
+/// read-modify-write of the counter the other side changes (`tail` for
+/// getters, `head` for putters, `unfinished` for joiners: an AcqRel RMW
+/// that adds nothing); a put, get or `task_done` changes that counter with
+/// an RMW, then loads `linked` (Acquire). The two RMWs are ordered on the
+/// counter: if the waiter's comes later it sees the change and does not
+/// wait; if it comes first, the other side's RMW reads from it, so the
+/// waiter's store to `linked` happens before the other side's load, which
+/// finds the waiter and grants it. (Plain loads would need SeqCst fences on
+/// both sides, which cost a store-buffer drain on every put and get.)
+struct RingQueue<T> {
+    ring: Ring<T>,
+    waiters: Mutex<Waiters>,
+    linked: Linked,
+}
+
+/// How many waiters of each side are linked (not yet granted): copies of
+/// the lists' lengths, written under the waiters' lock and read without it
+/// (Release and Acquire: the handshake of [`RingQueue`]), on a cache line
+/// of their own.
+#[repr(align(128))]
+#[derive(Default)]
+struct Linked {
+    getters: AtomicUsize,
+    putters: AtomicUsize,
+    joiners: AtomicUsize,
+}
+
+impl Linked {
+    fn of(&self, side: Side) -> &AtomicUsize {
+        match side {
+            Side::Getters => &self.getters,
+            Side::Putters => &self.putters,
+            Side::Joiners => &self.joiners,
+        }
+    }
+
+    /// Copies the lengths after the lists changed (under their lock).
+    fn update(&self, waiters: &Waiters) {
+        self.getters.store(waiters.getters.len(), Release);
+        self.putters.store(waiters.putters.len(), Release);
+        self.joiners.store(waiters.joiners.len(), Release);
+    }
+}
+
+impl<T> RingQueue<T> {
+    fn ready(&self, side: Side) -> bool {
+        match side {
+            Side::Getters => self.ring.gettable(),
+            Side::Putters => self.ring.puttable(),
+            Side::Joiners => self.ring.all_done_sync(),
+        }
+    }
+
+    /// After a change of the ring: grants the first waiter of `side`, if
+    /// any (the other half of the handshake).
+    fn grant_first(&self, side: Side) -> Option<Waker> {
+        if self.linked.of(side).load(Acquire) == 0 {
+            return None;
+        }
+        let mut waiters = lock(&self.waiters);
+        let waker = waiters.list(side).grant_first();
+        self.linked.update(&waiters);
+        waker
+    }
+}
+
+// The locked variant stays inline, as queues always kept it: boxing it
+// would add an indirection to every operation of those queues.
+#[allow(clippy::large_enum_variant)]
+enum Store<T> {
+    Locked(Mutex<State<T>>),
+    /// Boxed: its counters sit on cache lines of their own (hundreds of
+    /// bytes), which locked queues should not pay for.
+    Ring(Box<RingQueue<T>>),
 }
 
 fn wake(waker: Option<Waker>) {
@@ -141,25 +263,31 @@ fn wake(waker: Option<Waker>) {
     }
 }
 
-/// A queue: its bound and its state behind one lock.
+/// A queue: its bound, its items and its waiters.
 pub(crate) struct Core<T> {
     maxsize: usize,
-    state: Mutex<State<T>>,
+    store: Store<T>,
 }
 
 impl<T> Core<T> {
+    /// A queue of `items`' kind: a bounded FIFO queue whose slots fit in
+    /// [`ring::fits`] gets a ring, the others a lock.
     pub(crate) fn new(maxsize: usize, items: Items<T>) -> Core<T> {
-        Core {
-            maxsize,
-            state: Mutex::new(State {
+        let store = if matches!(items, Items::Fifo(_)) && ring::fits::<T>(maxsize) {
+            Store::Ring(Box::new(RingQueue {
+                ring: Ring::new(maxsize),
+                waiters: Mutex::new(Waiters::default()),
+                linked: Linked::default(),
+            }))
+        } else {
+            Store::Locked(Mutex::new(State {
                 items,
-                getters: WaitList::new(),
-                putters: WaitList::new(),
-                joiners: WaitList::new(),
+                waiters: Waiters::default(),
                 unfinished: 0,
                 shutdown: false,
-            }),
-        }
+            }))
+        };
+        Core { maxsize, store }
     }
 
     pub(crate) fn maxsize(&self) -> usize {
@@ -167,11 +295,17 @@ impl<T> Core<T> {
     }
 
     pub(crate) fn qsize(&self) -> usize {
-        lock(&self.state).items.len()
+        match &self.store {
+            Store::Locked(state) => lock(state).items.len(),
+            Store::Ring(queue) => queue.ring.len(),
+        }
     }
 
     pub(crate) fn full(&self) -> bool {
-        lock(&self.state).full(self.maxsize)
+        match &self.store {
+            Store::Locked(state) => lock(state).full(self.maxsize),
+            Store::Ring(queue) => queue.ring.len() >= self.maxsize,
+        }
     }
 
     pub(crate) fn put(&self, item: T) -> Put<'_, T> {
@@ -182,16 +316,23 @@ impl<T> Core<T> {
         }
     }
 
-    pub(crate) fn put_nowait(&self, item: T) -> Result<()> {
-        let outcome = lock(&self.state).try_put(item, self.maxsize);
-        match outcome {
-            Ok(getter) => {
-                wake(getter);
-                Ok(())
+    /// asyncio's `put_nowait`, waking a getter; the item comes back on
+    /// failure.
+    fn try_put(&self, item: T) -> Result<(), (T, QueueError)> {
+        let getter = match &self.store {
+            Store::Locked(state) => lock(state).try_put(item, self.maxsize)?,
+            Store::Ring(queue) => {
+                queue.ring.push(item)?;
+                queue.grant_first(Side::Getters)
             }
-            // The item is dropped here, outside the lock.
-            Err((_item, err)) => Err(err.into()),
-        }
+        };
+        wake(getter);
+        Ok(())
+    }
+
+    pub(crate) fn put_nowait(&self, item: T) -> Result<()> {
+        // On failure the item is dropped here, outside any lock.
+        self.try_put(item).map_err(|(_item, err)| err.into())
     }
 
     pub(crate) fn get(&self) -> Get<'_, T> {
@@ -202,28 +343,69 @@ impl<T> Core<T> {
         }
     }
 
-    pub(crate) fn get_nowait(&self) -> Result<T> {
-        let outcome = lock(&self.state).try_get();
-        let (item, putter) = outcome?;
+    /// asyncio's `get_nowait`, waking a putter.
+    fn try_get(&self) -> Result<T, QueueError> {
+        let (item, putter) = match &self.store {
+            Store::Locked(state) => {
+                let outcome = lock(state).try_get();
+                outcome?
+            }
+            Store::Ring(queue) => {
+                let item = queue.ring.pop()?;
+                (item, queue.grant_first(Side::Putters))
+            }
+        };
         wake(putter);
         Ok(item)
     }
 
+    pub(crate) fn get_nowait(&self) -> Result<T> {
+        Ok(self.try_get()?)
+    }
+
     pub(crate) fn task_done(&self) -> Result<()> {
-        let joiners = {
-            let mut state = lock(&self.state);
-            if state.unfinished == 0 {
-                return Err(Error::invalid_state("task_done() called too many times"));
+        let too_many = || Error::invalid_state("task_done() called too many times");
+        let joiners = match &self.store {
+            Store::Locked(state) => {
+                let mut state = lock(state);
+                if state.unfinished == 0 {
+                    return Err(too_many());
+                }
+                state.unfinished -= 1;
+                if state.unfinished == 0 {
+                    state.waiters.joiners.grant_all()
+                } else {
+                    Vec::new()
+                }
             }
-            state.unfinished -= 1;
-            if state.unfinished == 0 {
-                state.joiners.grant_all()
-            } else {
-                Vec::new()
-            }
+            Store::Ring(queue) => match queue.ring.task_done() {
+                None => return Err(too_many()),
+                Some(true) => Self::grant_joiners(queue),
+                Some(false) => Vec::new(),
+            },
         };
         joiners.into_iter().for_each(Waker::wake);
         Ok(())
+    }
+
+    /// The count of unfinished items of a ring queue reached zero: grants
+    /// every joiner (the other half of the handshake).
+    fn grant_joiners(queue: &RingQueue<T>) -> Vec<Waker> {
+        if queue.linked.joiners.load(Acquire) == 0 {
+            return Vec::new();
+        }
+        let mut waiters = lock(&queue.waiters);
+        let joiners = waiters.joiners.grant_all();
+        queue.linked.update(&waiters);
+        joiners
+    }
+
+    /// Whether every item put was marked done.
+    fn all_done(&self) -> bool {
+        match &self.store {
+            Store::Locked(state) => lock(state).unfinished == 0,
+            Store::Ring(queue) => queue.ring.unfinished() == 0,
+        }
     }
 
     pub(crate) fn join(&self) -> Join<'_, T> {
@@ -236,65 +418,158 @@ impl<T> Core<T> {
 
     pub(crate) fn shutdown(&self, immediate: bool) {
         let mut wakers = Vec::new();
-        let dropped = {
-            let mut state = lock(&self.state);
-            state.shutdown = true;
-            let dropped = if immediate {
-                let dropped = state.items.take_all();
-                state.unfinished = state.unfinished.saturating_sub(dropped.len());
-                if state.unfinished == 0 {
-                    wakers.extend(state.joiners.grant_all());
+        match &self.store {
+            Store::Locked(state) => {
+                let dropped = {
+                    let mut state = lock(state);
+                    state.shutdown = true;
+                    let dropped = if immediate {
+                        let dropped = state.items.take_all();
+                        state.unfinished = state.unfinished.saturating_sub(dropped.len());
+                        if state.unfinished == 0 {
+                            wakers.extend(state.waiters.joiners.grant_all());
+                        }
+                        Some(dropped)
+                    } else {
+                        None
+                    };
+                    // Every getter and putter re-checks: gets drain what is
+                    // left, then fail; puts fail.
+                    wakers.extend(state.waiters.getters.grant_all());
+                    wakers.extend(state.waiters.putters.grant_all());
+                    dropped
+                };
+                // The items are dropped outside the lock.
+                drop(dropped);
+            }
+            Store::Ring(queue) => {
+                let all_done = if immediate {
+                    // The items are dropped by the drain, under no lock.
+                    let dropped = queue.ring.drain();
+                    queue.ring.finish_dropped(dropped) == 0
+                } else {
+                    queue.ring.shut();
+                    false
+                };
+                let mut waiters = lock(&queue.waiters);
+                if all_done {
+                    wakers.extend(waiters.joiners.grant_all());
                 }
-                Some(dropped)
-            } else {
-                None
-            };
-            // Every getter and putter re-checks: gets drain what is left,
-            // then fail; puts fail.
-            wakers.extend(state.getters.grant_all());
-            wakers.extend(state.putters.grant_all());
-            dropped
-        };
-        // The items are dropped outside the lock.
-        drop(dropped);
+                wakers.extend(waiters.getters.grant_all());
+                wakers.extend(waiters.putters.grant_all());
+                queue.linked.update(&waiters);
+            }
+        }
         wakers.into_iter().for_each(Waker::wake);
     }
 
     pub(crate) fn fmt_as(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = lock(&self.state);
+        let (qsize, getters, putters, unfinished, shutdown) = match &self.store {
+            Store::Locked(state) => {
+                let state = lock(state);
+                (
+                    state.items.len(),
+                    state.waiters.getters.len(),
+                    state.waiters.putters.len(),
+                    state.unfinished as u64,
+                    state.shutdown,
+                )
+            }
+            Store::Ring(queue) => (
+                queue.ring.len(),
+                queue.linked.getters.load(Relaxed),
+                queue.linked.putters.load(Relaxed),
+                queue.ring.unfinished(),
+                queue.ring.is_shut(),
+            ),
+        };
         f.debug_struct(name)
             .field("maxsize", &self.maxsize)
-            .field("qsize", &state.items.len())
-            .field("getters", &state.getters.len())
-            .field("putters", &state.putters.len())
-            .field("unfinished", &state.unfinished)
-            .field("shutdown", &state.shutdown)
+            .field("qsize", &qsize)
+            .field("getters", &getters)
+            .field("putters", &putters)
+            .field("unfinished", &unfinished)
+            .field("shutdown", &shutdown)
             .finish()
     }
 
-    /// A getter leaves (cancelled or dropped): a wake-up it was given and
-    /// cannot use goes to the next getter.
-    fn leave_getters(&self, key: usize) {
-        let next = {
-            let mut state = lock(&self.state);
-            if state.getters.remove(key) && !state.items.is_empty() {
-                state.getters.grant_first()
-            } else {
-                None
+    /// Registers a waiter on `side`, unless it would not wait now: then
+    /// `None`, and the caller checks again.
+    fn register(&self, side: Side, waker: &Waker) -> Option<usize> {
+        match &self.store {
+            Store::Locked(state) => {
+                let mut state = lock(state);
+                if state.ready(side, self.maxsize) {
+                    return None;
+                }
+                Some(state.waiters.list(side).push(waker))
             }
-        };
-        wake(next);
+            Store::Ring(queue) => {
+                let key = {
+                    let mut waiters = lock(&queue.waiters);
+                    let key = waiters.list(side).push(waker);
+                    queue.linked.update(&waiters);
+                    key
+                };
+                if queue.ready(side) {
+                    self.leave(side, key);
+                    return None;
+                }
+                Some(key)
+            }
+        }
     }
 
-    /// A putter leaves: a free slot it was told about goes to the next
-    /// putter.
-    fn leave_putters(&self, key: usize) {
-        let next = {
-            let mut state = lock(&self.state);
-            if state.putters.remove(key) && !state.full(self.maxsize) {
-                state.putters.grant_first()
+    /// Whether the registered waiter `key` was granted; if so it is
+    /// removed, else its waker is refreshed.
+    fn collect_grant(&self, side: Side, key: usize, waker: &Waker) -> bool {
+        let take = |waiters: &mut Waiters| {
+            let list = waiters.list(side);
+            if list.is_granted(key) {
+                list.remove(key);
+                true
             } else {
-                None
+                list.set_waker(key, waker);
+                false
+            }
+        };
+        match &self.store {
+            Store::Locked(state) => take(&mut lock(state).waiters),
+            // A granted waiter is no longer linked: `linked` stays right.
+            Store::Ring(queue) => take(&mut lock(&queue.waiters)),
+        }
+    }
+
+    /// A waiter leaves (cancelled, dropped, or not needing to wait): a
+    /// wake-up it was given and cannot use goes to the next getter (putter)
+    /// if there is an item (a free slot) for it. Joiners hand nothing on.
+    fn leave(&self, side: Side, key: usize) {
+        let next = match &self.store {
+            Store::Locked(state) => {
+                let mut state = lock(state);
+                let granted = state.waiters.list(side).remove(key);
+                let hand_on = granted
+                    && match side {
+                        Side::Getters => !state.items.is_empty(),
+                        Side::Putters => !state.full(self.maxsize),
+                        Side::Joiners => false,
+                    };
+                hand_on
+                    .then(|| state.waiters.list(side).grant_first())
+                    .flatten()
+            }
+            Store::Ring(queue) => {
+                let mut waiters = lock(&queue.waiters);
+                let granted = waiters.list(side).remove(key);
+                let hand_on = granted
+                    && match side {
+                        Side::Getters => queue.ring.len() > 0,
+                        Side::Putters => queue.ring.len() < self.maxsize,
+                        Side::Joiners => false,
+                    };
+                let next = hand_on.then(|| waiters.list(side).grant_first()).flatten();
+                queue.linked.update(&waiters);
+                next
             }
         };
         wake(next);
@@ -325,38 +600,31 @@ impl<T> Future for Get<'_, T> {
             if let Some(cancel) = context::take_current_cancel() {
                 this.key = None;
                 this.done = true;
-                core.leave_getters(key);
+                core.leave(Side::Getters, key);
                 return Poll::Ready(Err(cancel));
             }
             checked = true;
-            let mut state = lock(&core.state);
-            if !state.getters.is_granted(key) {
-                state.getters.set_waker(key, cx.waker());
+            if !core.collect_grant(Side::Getters, key, cx.waker()) {
                 return Poll::Pending;
             }
-            state.getters.remove(key);
             this.key = None;
         }
+        // asyncio: `while self.empty(): if shut down: raise; wait`.
         loop {
-            let mut state = lock(&core.state);
-            // asyncio: `while self.empty(): if shut down: raise; wait`.
-            if !state.items.is_empty() || state.shutdown {
-                let outcome = state.try_get();
-                drop(state);
-                this.done = true;
-                return Poll::Ready(match outcome {
-                    Ok((item, putter)) => {
-                        wake(putter);
-                        Ok(item)
-                    }
-                    Err(err) => Err(err.into()),
-                });
+            match core.try_get() {
+                Err(QueueError::Empty) => {}
+                outcome => {
+                    this.done = true;
+                    return Poll::Ready(outcome.map_err(Error::from));
+                }
             }
             if checked {
-                this.key = Some(state.getters.push(cx.waker()));
-                return Poll::Pending;
+                if let Some(key) = core.register(Side::Getters, cx.waker()) {
+                    this.key = Some(key);
+                    return Poll::Pending;
+                }
+                continue;
             }
-            drop(state);
             if let Some(cancel) = context::take_current_cancel() {
                 this.done = true;
                 return Poll::Ready(Err(cancel));
@@ -369,7 +637,7 @@ impl<T> Future for Get<'_, T> {
 impl<T> Drop for Get<'_, T> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            self.core.leave_getters(key);
+            self.core.leave(Side::Getters, key);
         }
     }
 }
@@ -408,39 +676,32 @@ impl<T> Future for Put<'_, T> {
         if let Some(key) = this.key {
             if let Some(cancel) = context::take_current_cancel() {
                 this.key = None;
-                core.leave_putters(key);
+                core.leave(Side::Putters, key);
                 this.item = None;
                 return Poll::Ready(Err(cancel));
             }
             checked = true;
-            let mut state = lock(&core.state);
-            if !state.putters.is_granted(key) {
-                state.putters.set_waker(key, cx.waker());
+            if !core.collect_grant(Side::Putters, key, cx.waker()) {
                 return Poll::Pending;
             }
-            state.putters.remove(key);
             this.key = None;
         }
+        // asyncio: `while self.full(): if shut down: raise; wait`.
         loop {
-            let mut state = lock(&core.state);
-            // asyncio: `while self.full(): if shut down: raise; wait`.
-            if !state.full(core.maxsize) || state.shutdown {
-                let item = this.item.take().expect("checked above");
-                let outcome = state.try_put(item, core.maxsize);
-                drop(state);
-                return Poll::Ready(match outcome {
-                    Ok(getter) => {
-                        wake(getter);
-                        Ok(())
-                    }
-                    Err((_item, err)) => Err(err.into()),
-                });
+            let item = this.item.take().expect("checked above");
+            match core.try_put(item) {
+                Ok(()) => return Poll::Ready(Ok(())),
+                Err((item, QueueError::Full)) => this.item = Some(item),
+                // The item is dropped: a failed put inserts nothing.
+                Err((_item, err)) => return Poll::Ready(Err(err.into())),
             }
             if checked {
-                this.key = Some(state.putters.push(cx.waker()));
-                return Poll::Pending;
+                if let Some(key) = core.register(Side::Putters, cx.waker()) {
+                    this.key = Some(key);
+                    return Poll::Pending;
+                }
+                continue;
             }
-            drop(state);
             if let Some(cancel) = context::take_current_cancel() {
                 this.item = None;
                 return Poll::Ready(Err(cancel));
@@ -453,7 +714,7 @@ impl<T> Future for Put<'_, T> {
 impl<T> Drop for Put<'_, T> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            self.core.leave_putters(key);
+            self.core.leave(Side::Putters, key);
         }
     }
 }
@@ -485,22 +746,19 @@ impl<T> Future for Join<'_, T> {
         let core = this.core;
         if let Some(key) = this.key {
             if let Some(cancel) = context::take_current_cancel() {
-                lock(&core.state).joiners.remove(key);
+                core.leave(Side::Joiners, key);
                 this.key = None;
                 this.done = true;
                 return Poll::Ready(Err(cancel));
             }
-            let mut state = lock(&core.state);
-            if state.joiners.is_granted(key) {
-                state.joiners.remove(key);
-                this.key = None;
-                this.done = true;
-                return Poll::Ready(Ok(()));
+            if !core.collect_grant(Side::Joiners, key, cx.waker()) {
+                return Poll::Pending;
             }
-            state.joiners.set_waker(key, cx.waker());
-            return Poll::Pending;
+            this.key = None;
+            this.done = true;
+            return Poll::Ready(Ok(()));
         }
-        if lock(&core.state).unfinished == 0 {
+        if core.all_done() {
             this.done = true;
             return Poll::Ready(Ok(()));
         }
@@ -508,20 +766,23 @@ impl<T> Future for Join<'_, T> {
             this.done = true;
             return Poll::Ready(Err(cancel));
         }
-        let mut state = lock(&core.state);
-        if state.unfinished == 0 {
-            this.done = true;
-            return Poll::Ready(Ok(()));
+        match core.register(Side::Joiners, cx.waker()) {
+            Some(key) => {
+                this.key = Some(key);
+                Poll::Pending
+            }
+            None => {
+                this.done = true;
+                Poll::Ready(Ok(()))
+            }
         }
-        this.key = Some(state.joiners.push(cx.waker()));
-        Poll::Pending
     }
 }
 
 impl<T> Drop for Join<'_, T> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            lock(&self.core.state).joiners.remove(key);
+            self.core.leave(Side::Joiners, key);
         }
     }
 }

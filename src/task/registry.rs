@@ -19,8 +19,13 @@ use super::AnyTask;
 use crate::loom::{lock, Mutex};
 
 pub(crate) struct Registry {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Padded]>,
 }
+
+/// A shard on cache lines of its own: a spawn on one thread and a
+/// completion on another that use neighbouring shards do not contend.
+#[repr(align(128))]
+struct Padded(Mutex<Shard>);
 
 struct Shard {
     /// The registered tasks by key; `None` marks a free slot.
@@ -38,11 +43,11 @@ impl Registry {
         Registry {
             shards: (0..count)
                 .map(|_| {
-                    Mutex::new(Shard {
+                    Padded(Mutex::new(Shard {
                         slots: Vec::new(),
                         free: Vec::new(),
                         closed: false,
-                    })
+                    }))
                 })
                 .collect(),
         }
@@ -50,7 +55,7 @@ impl Registry {
 
     fn shard(&self, task: RawTask) -> &Mutex<Shard> {
         let index = task.header().id.as_u64() as usize & (self.shards.len() - 1);
-        &self.shards[index]
+        &self.shards[index].0
     }
 
     /// Registers a task, taking over one of its references. Returns `false`
@@ -101,7 +106,7 @@ impl Registry {
     /// Handles to every registered task.
     pub(crate) fn snapshot(&self) -> Vec<AnyTask> {
         let mut tasks = Vec::new();
-        for shard in self.shards.iter() {
+        for Padded(shard) in self.shards.iter() {
             let shard = lock(shard);
             tasks.extend(
                 shard
@@ -118,7 +123,7 @@ impl Registry {
     /// the registry's reference.
     pub(crate) fn close(&self) -> Vec<RawTask> {
         let mut left = Vec::new();
-        for shard in self.shards.iter() {
+        for Padded(shard) in self.shards.iter() {
             let mut shard = lock(shard);
             shard.closed = true;
             shard.free = Vec::new();

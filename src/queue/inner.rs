@@ -245,6 +245,18 @@ impl<T> RingQueue<T> {
         self.linked.update(&waiters);
         waker
     }
+
+    /// The count of unfinished items reached zero: grants every joiner
+    /// (the other half of the handshake).
+    fn grant_joiners(&self) -> Vec<Waker> {
+        if self.linked.joiners.load(Acquire) == 0 {
+            return Vec::new();
+        }
+        let mut waiters = lock(&self.waiters);
+        let joiners = waiters.joiners.grant_all();
+        self.linked.update(&waiters);
+        joiners
+    }
 }
 
 // The locked variant stays inline, as queues always kept it: boxing it
@@ -380,24 +392,12 @@ impl<T> Core<T> {
             }
             Store::Ring(queue) => match queue.ring.task_done() {
                 None => return Err(too_many()),
-                Some(true) => Self::grant_joiners(queue),
+                Some(true) => queue.grant_joiners(),
                 Some(false) => Vec::new(),
             },
         };
         joiners.into_iter().for_each(Waker::wake);
         Ok(())
-    }
-
-    /// The count of unfinished items of a ring queue reached zero: grants
-    /// every joiner (the other half of the handshake).
-    fn grant_joiners(queue: &RingQueue<T>) -> Vec<Waker> {
-        if queue.linked.joiners.load(Acquire) == 0 {
-            return Vec::new();
-        }
-        let mut waiters = lock(&queue.waiters);
-        let joiners = waiters.joiners.grant_all();
-        queue.linked.update(&waiters);
-        joiners
     }
 
     /// Whether every item put was marked done.

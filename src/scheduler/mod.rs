@@ -76,9 +76,9 @@ use std::time::{Duration, Instant};
 
 /// Every this many ticks a worker looks at the injector before its own queue.
 const GLOBAL_QUEUE_INTERVAL: u32 = 61;
-/// At most about this many tasks of the injector are moved in ahead of a
-/// task that yielded (whole batches of the injector, so a few more).
-const INJECTED_AHEAD_OF_YIELD: usize = 1024;
+/// At most this many batches of the injector (crossbeam moves at most 32
+/// tasks per batch) are moved in ahead of a task that yielded.
+const INJECTOR_BATCHES_AHEAD_OF_YIELD: usize = 32;
 /// Tasks a worker may take from its LIFO slot in a row.
 const MAX_LIFO_STREAK: u32 = 3;
 
@@ -568,15 +568,18 @@ impl WorkerCore {
     /// A task that yielded goes behind everything already runnable,
     /// including work waiting in the injector (asyncio's ready queue is one
     /// FIFO for local and thread-safe `call_soon` alike): the injector's
-    /// tasks are moved in ahead of it, up to [`INJECTED_AHEAD_OF_YIELD`] of
-    /// them (other workers steal from the local queue as from any other).
+    /// tasks are moved in ahead of it, up to
+    /// [`INJECTOR_BATCHES_AHEAD_OF_YIELD`] batches (other workers steal from
+    /// the local queue as from any other).
     /// Without this, tasks that keep yielding would keep the local queue
     /// full and starve the injector; with a small batch, tasks spawned from
     /// outside would wait for every yielding task's turn once per batch.
     fn requeue_yielded(&self, task: Notified) {
         let injector = &self.shared.injector;
-        let before = self.local.len();
-        while !injector.is_empty() && self.local.len() - before < INJECTED_AHEAD_OF_YIELD {
+        for _ in 0..INJECTOR_BATCHES_AHEAD_OF_YIELD {
+            if injector.is_empty() {
+                break;
+            }
             if let Steal::Empty = injector.steal_batch(&self.local) {
                 break;
             }

@@ -154,7 +154,7 @@ impl Future for Sleep {
             this.disarm();
             return Poll::Ready(Err(cancel));
         }
-        match &mut this.state {
+        match &this.state {
             State::Idle => this.arm(cx),
             State::Yielded | State::Done => {
                 this.state = State::Done;

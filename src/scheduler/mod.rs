@@ -458,10 +458,7 @@ impl WorkerCore {
             }
             Schedule::Spawn | Schedule::Wake => self.local.push(task),
         }
-        // The only worker of a one-worker runtime is this one, awake.
-        if self.shared.remotes.len() > 1 {
-            self.shared.notify_parked();
-        }
+        self.shared.notify_parked();
     }
 
     fn take_lifo(&self) -> Option<Notified> {

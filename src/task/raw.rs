@@ -560,7 +560,8 @@ unsafe fn complete<T>(ptr: NonNull<Header>, outcome: Result<T, Error>) {
     // Done callbacks run here, after the outcome is recorded and before the
     // awaiters wake, so a callback can still read a result that an awaiter
     // will move out.
-    if let Some(callbacks) = released.take_callbacks() {
+    let callbacks = released.take_callbacks();
+    if !callbacks.is_empty() {
         crate::scheduler::run_callbacks(Some(&header.shared), callbacks);
     }
     released.wake_waiters();

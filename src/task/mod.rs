@@ -377,18 +377,29 @@ impl<T> Task<T> {
     /// `add_done_callback`). Callbacks run after completion, on the worker
     /// that completed the task, in registration order, before the task's
     /// awaiters wake (so they can read the result); one added to a done task
-    /// runs soon. A callback that panics is reported and the others still
-    /// run. Keep callbacks short: they run on a worker thread.
+    /// runs soon, and by then an await may already have moved the value out
+    /// (its `result()` is then an invalid-state error: read the value with
+    /// [`result`](Self::result) instead of awaiting if callbacks need it).
+    /// A callback that panics is reported and the others still run. Keep
+    /// callbacks short: they run on a worker thread.
     ///
     /// ```
     /// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
     /// let seen = Arc::new(AtomicBool::new(false));
     /// let flag = seen.clone();
     /// spindle::run(async move {
-    ///     let task = spindle::spawn(async { spindle::Ok(1) });
+    ///     let go = Arc::new(spindle::Event::new());
+    ///     let gate = go.clone();
+    ///     let task = spindle::spawn(async move {
+    ///         gate.wait().await?;
+    ///         spindle::Ok(1)
+    ///     });
+    ///     // Registered before the task is done: runs before the await below
+    ///     // wakes, so the value is still there to read.
     ///     task.add_done_callback(move |t: &spindle::Task<i32>| {
     ///         flag.store(t.result().unwrap() == 1, Ordering::SeqCst);
     ///     });
+    ///     go.set();
     ///     task.await?;
     ///     spindle::Ok(())
     /// }).unwrap();

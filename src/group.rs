@@ -91,9 +91,7 @@ impl GroupState {
     /// asyncio's `_abort`: cancel every child still running.
     fn abort(&mut self) {
         self.aborting = true;
-        for (_, child) in &self.children {
-            child.cancel();
-        }
+        crate::task::cancel_all(self.children.iter().map(|(_, child)| child), None);
     }
 
     /// asyncio's `_on_task_done`.

@@ -710,3 +710,51 @@ fn task_awaited_by_two_gathers_gives_the_value_once() {
         .unwrap();
     });
 }
+
+/// The seed scraper's shape (a timeout around a gather of fetches behind a
+/// `Semaphore(3)`), reduced to what it checks: when the timeout cancels the
+/// gather, a task that holds a permit gives it back as it ends cancelled,
+/// and no task still waiting for the semaphore may take it and go on. As in
+/// asyncio, where `gather.cancel()` requests the cancellation of every child
+/// before any of them runs again, also on two workers where the children
+/// run while the gather is still passing the cancellation on.
+#[test]
+fn cancelled_gather_lets_no_waiter_take_a_freed_permit() {
+    within_limit(|| {
+        let rt = rt(2);
+        rt.block_on(async {
+            for round in 0..200 {
+                let sem = Arc::new(spindle::Semaphore::new(3));
+                let acquired = Arc::new(AtomicUsize::new(0));
+                let tasks: Vec<Task<()>> = (0..10)
+                    .map(|_| {
+                        let (sem, acquired) = (sem.clone(), acquired.clone());
+                        spindle::spawn(async move {
+                            let _permit = sem.acquire().await?;
+                            acquired.fetch_add(1, Ordering::SeqCst);
+                            spindle::sleep(Duration::from_secs(3600)).await
+                        })
+                    })
+                    .collect();
+                let outcome =
+                    spindle::timeout(Duration::from_millis(2), spindle::gather(tasks.clone()))
+                        .await;
+                assert!(outcome.unwrap_err().is_timeout());
+                spindle::wait(tasks.clone(), spindle::ReturnWhen::AllCompleted, None).await?;
+                for task in &tasks {
+                    assert!(task.cancelled(), "round {round}: {task:?} not cancelled");
+                }
+                // The holders never give a permit back but by ending
+                // cancelled: a fourth acquisition took a freed one.
+                let acquired = acquired.load(Ordering::SeqCst);
+                assert!(
+                    acquired <= 3,
+                    "round {round}: {acquired} acquisitions, a waiter took a permit freed by the cancellation"
+                );
+                assert_eq!(sem.available_permits(), 3, "round {round}: a permit was lost");
+            }
+            spindle::Ok(())
+        })
+        .unwrap();
+    });
+}

@@ -2284,3 +2284,52 @@ fn body_panic_fails_parent_and_cancels_children() {
         .unwrap();
     });
 }
+
+/// A timeout around a task group whose children queue behind a
+/// `Semaphore(3)`: the group cancels every child as one step, so a child
+/// still waiting for the semaphore never takes a permit that a cancelled
+/// holder gives back (asyncio's `_abort` cancels every child before any of
+/// them runs again), also on two workers.
+#[test]
+fn cancelled_group_lets_no_waiting_child_take_a_freed_permit() {
+    within_limit(|| {
+        let rt = rt(2);
+        rt.block_on(async {
+            for round in 0..200 {
+                let sem = Arc::new(spindle::Semaphore::new(3));
+                let acquired = Arc::new(AtomicUsize::new(0));
+                let (s, a) = (sem.clone(), acquired.clone());
+                let outcome = spindle::timeout(
+                    Duration::from_millis(2),
+                    spindle::task_group(move |tg| async move {
+                        for _ in 0..10 {
+                            let (sem, acquired) = (s.clone(), a.clone());
+                            tg.spawn(async move {
+                                let _permit = sem.acquire().await?;
+                                acquired.fetch_add(1, Ordering::SeqCst);
+                                spindle::sleep(Duration::from_secs(3600)).await
+                            })?;
+                        }
+                        spindle::Ok(())
+                    }),
+                )
+                .await;
+                assert!(outcome.unwrap_err().is_timeout(), "round {round}");
+                // The holders never give a permit back but by ending
+                // cancelled: a fourth acquisition took a freed one.
+                let acquired = acquired.load(Ordering::SeqCst);
+                assert!(
+                    acquired <= 3,
+                    "round {round}: {acquired} acquisitions, a waiting child took a freed permit"
+                );
+                assert_eq!(
+                    sem.available_permits(),
+                    3,
+                    "round {round}: a permit was lost"
+                );
+            }
+            spindle::Ok(())
+        })
+        .unwrap();
+    });
+}

@@ -243,12 +243,10 @@ impl Core {
             // asyncio's `_GatheringFuture.cancel`: pass it on to every task
             // not done yet, and end cancelled once they all are.
             let message = cancel.cancel_message().map(Arc::<str>::from);
-            let mut accepted = false;
-            for task in self.tracker.tasks() {
-                if !task.done() {
-                    accepted |= task.raw.cancel(message.clone());
-                }
-            }
+            let accepted = crate::task::cancel_all(
+                self.tracker.tasks().iter().filter(|task| !task.done()),
+                message,
+            );
             if accepted || self.cancel.is_some() {
                 self.cancel.get_or_insert(cancel);
             } else {

@@ -302,11 +302,11 @@ impl Runtime {
             //    and wait for their cleanup.
             let mut cancelled: HashSet<TaskId> = HashSet::new();
             loop {
-                for task in shared.all_tasks() {
-                    if cancelled.insert(task.id()) {
-                        task.cancel();
-                    }
-                }
+                let tasks = shared.all_tasks();
+                crate::task::cancel_all(
+                    tasks.iter().filter(|task| cancelled.insert(task.id())),
+                    None,
+                );
                 let round = (Instant::now() + Duration::from_millis(20)).min(deadline);
                 if shared.wait_all_done(round) || Instant::now() >= deadline {
                     break;

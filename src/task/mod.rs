@@ -231,6 +231,27 @@ impl AnyTask {
 /// (with `take_current_cancel`) but had no effect on (a gather whose tasks
 /// had all just finished): it is delivered, with its message, at the next
 /// await point. Nothing happens if the request was withdrawn meanwhile.
+/// Cancels every task of `tasks` as one step, as asyncio does from its one
+/// thread: every request is recorded before any task is woken, so no task
+/// runs on another worker, in between, on the effects of another's
+/// cancellation while its own request is still to come (a waiter of a
+/// semaphore taking the permit a cancelled holder gives back, say). Returns
+/// `true` if any task took the request (some were not done yet).
+pub(crate) fn cancel_all<'a>(
+    tasks: impl IntoIterator<Item = &'a AnyTask>,
+    message: Option<Arc<str>>,
+) -> bool {
+    let accepted: Vec<RawTask> = tasks
+        .into_iter()
+        .map(|task| task.raw)
+        .filter(|raw| raw.request_cancel(message.clone()))
+        .collect();
+    for raw in &accepted {
+        raw.wake_by_ref();
+    }
+    !accepted.is_empty()
+}
+
 pub(crate) fn restore_current_cancel(cancel: &Error) {
     let Some(raw) = context::current_task_raw() else {
         return;

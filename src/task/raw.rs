@@ -302,6 +302,20 @@ impl RawTask {
     /// Requests cancellation (asyncio's `Task.cancel`). Returns `false` if the
     /// task is already done.
     pub(crate) fn cancel(self, message: Option<Arc<str>>) -> bool {
+        let accepted = self.request_cancel(message);
+        if accepted {
+            self.wake_by_ref();
+        }
+        accepted
+    }
+
+    /// The first half of [`cancel`](Self::cancel): records the request
+    /// without waking the task. Returns `true` if the request was taken, and
+    /// the caller must then wake the task ([`wake_by_ref`](Self::wake_by_ref)).
+    /// Cancelling several tasks as one step (see [`super::cancel_all`])
+    /// records every request before waking any task.
+    #[must_use = "an accepted request must be followed by a wake of the task"]
+    pub(crate) fn request_cancel(self, message: Option<Arc<str>>) -> bool {
         let header = self.header();
         {
             let mut aux = lock(&header.aux);
@@ -321,7 +335,6 @@ impl RawTask {
                 }
             }
         }
-        self.wake_by_ref();
         true
     }
 

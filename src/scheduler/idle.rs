@@ -22,6 +22,11 @@
 //!    counts, then (after a `SeqCst` fence) looks at every queue once more;
 //!    if it finds work it takes itself off the sleeper list again
 //!    ([`Idle::unpark_self`]) instead of sleeping.
+//! 5. A worker whose own sleep in the driver (or its own timers) woke tasks
+//!    into its own queue stays awake *without* searching: it runs them
+//!    itself, and wakes a helper (rule 1) only if it queued more than the
+//!    one it runs next. One ready socket then costs no futex wake of a
+//!    second worker that would find nothing to steal.
 //!
 //! No lost wakeup (proof sketch). Take work W pushed by producer P, and the
 //! last worker S that goes to sleep without having seen W. P does
@@ -33,7 +38,9 @@
 //! If one was searching, the last searcher to stop either finds work (and by
 //! rule 3 wakes a worker when it was the last searcher) or parks through
 //! rule 4 and re-checks after its own decrement, which follows P's push.
-//! Either way some worker is awake and will reach W.
+//! Either way some worker is awake and will reach W. Rule 5 skips the wake
+//! only for a task its own, awake worker runs next: no other worker needs
+//! to reach it.
 //!
 //! Orderings: every access to the word is `SeqCst`, paired with the `SeqCst`
 //! fences above; the sleeper list is only read and written under its mutex.
@@ -133,16 +140,20 @@ impl Idle {
     }
 
     /// Rule 4, second half: worker `index` found work after [`park`](Self::park)
-    /// and stays awake, as a searcher. Returns `false` if a producer already
-    /// took it off the list (and counted it) in the meantime.
-    pub(crate) fn unpark_self(&self, index: usize) -> bool {
+    /// and stays awake: as a searcher if `searching` (it found work in other
+    /// queues, to steal), or not (its own driver or timers woke tasks into
+    /// its own queue, which it runs itself). Returns `false` if a producer
+    /// already took it off the list (and counted it as searching) in the
+    /// meantime.
+    pub(crate) fn unpark_self(&self, index: usize, searching: bool) -> bool {
         let mut sleepers = lock(&self.sleepers);
         if !sleepers.asleep[index] {
             return false;
         }
         sleepers.asleep[index] = false;
         sleepers.list.retain(|&i| i != index);
-        self.counts.fetch_add(UNPARKED_ONE + 1, SeqCst);
+        self.counts
+            .fetch_add(UNPARKED_ONE + usize::from(searching), SeqCst);
         true
     }
 
@@ -190,10 +201,21 @@ mod tests {
         let idle = Idle::new(2);
         idle.park(1, false);
         assert_eq!(idle.worker_to_notify(), Some(1));
-        assert!(!idle.unpark_self(1));
+        assert!(!idle.unpark_self(1, true));
         idle.park(0, true);
-        assert!(idle.unpark_self(0));
+        assert!(idle.unpark_self(0, true));
         assert_eq!(idle.searching(), 1);
+    }
+
+    #[test]
+    fn a_worker_woken_by_its_own_events_is_awake_but_not_searching() {
+        let idle = Idle::new(2);
+        idle.park(0, false);
+        idle.park(1, false);
+        assert!(idle.unpark_self(1, false));
+        assert_eq!(idle.searching(), 0);
+        // Nobody searches and worker 0 sleeps: new work wakes it.
+        assert_eq!(idle.worker_to_notify(), Some(0));
     }
 }
 
@@ -218,7 +240,7 @@ mod loom_tests {
                 })
             };
             idle.park(0, false);
-            let saw_work = work.load(SeqCst) && idle.unpark_self(0);
+            let saw_work = work.load(SeqCst) && idle.unpark_self(0, true);
             let woken = producer.join().unwrap();
             assert!(saw_work || woken == Some(0), "wakeup lost");
         });

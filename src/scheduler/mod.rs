@@ -590,21 +590,35 @@ impl WorkerCore {
 
     /// Runs `wake_some` (timers firing, I/O events dispatched) and queues
     /// the tasks it woke together, at the back of this worker's queue.
-    fn collect_wakes(&self, wake_some: impl FnOnce()) {
+    /// Returns whether it woke any. Wakes no other worker: the caller
+    /// [offers](Self::offer_spare_work) what this worker will not run next.
+    #[must_use]
+    fn collect_wakes(&self, wake_some: impl FnOnce()) -> bool {
         self.collecting.set(true);
         wake_some();
         self.collecting.set(false);
         let woken = std::mem::take(&mut *self.collected.borrow_mut());
-        if !woken.is_empty() {
-            for task in woken {
-                self.local.push(task);
-            }
+        let any = !woken.is_empty();
+        for task in woken {
+            self.local.push(task);
+        }
+        any
+    }
+
+    /// This worker queued tasks for itself (timers, I/O events): wakes a
+    /// helper if more than the one it runs next are waiting (rule 5 of
+    /// [`idle`]); one task is not worth another worker's futex wake.
+    fn offer_spare_work(&self) {
+        let slot = usize::from(!self.shared.remotes[self.index].lifo.load(Acquire).is_null());
+        if self.local.len() + slot > 1 {
             self.shared.notify_parked();
         }
     }
 
     /// Fires expired timers: of this worker's wheel, or of all wheels.
-    fn fire_timers(&self, all: bool) {
+    /// Returns whether any task was woken.
+    #[must_use]
+    fn fire_timers(&self, all: bool) -> bool {
         let timers = &self.shared.timers;
         let now = timers.now();
         self.collect_wakes(|| {
@@ -613,20 +627,23 @@ impl WorkerCore {
             } else {
                 timers.process(self.index, now);
             }
-        });
+        })
     }
 
     /// Between tasks, every [`GLOBAL_QUEUE_INTERVAL`] ticks: collect the I/O
     /// events that are ready without sleeping, so sockets are served while
     /// every worker is busy. Skipped when another worker is in the driver or
     /// nothing is registered.
-    fn poll_io(&self) {
+    /// Returns whether any task was woken.
+    #[must_use]
+    fn poll_io(&self) -> bool {
         let driver = &self.shared.driver;
         if !driver.has_sources() {
-            return;
+            return false;
         }
-        if let Some(mut poller) = driver.try_enter() {
-            self.collect_wakes(|| poller.poll(driver, Some(Duration::ZERO)));
+        match driver.try_enter() {
+            Some(mut poller) => self.collect_wakes(|| poller.poll(driver, Some(Duration::ZERO))),
+            None => false,
         }
     }
 
@@ -636,16 +653,17 @@ impl WorkerCore {
     fn maintenance(&self) {
         let timers = &self.shared.timers;
         let all = self.tick.get() % GLOBAL_QUEUE_INTERVAL == 0;
-        if all {
-            self.poll_io();
-        }
+        let mut woken = all && self.poll_io();
         let next = if all {
             timers.next_deadline()
         } else {
             timers.next_of(self.index)
         };
         if next.is_some_and(|next| next <= timers.now()) {
-            self.fire_timers(all);
+            woken |= self.fire_timers(all);
+        }
+        if woken {
+            self.offer_spare_work();
         }
     }
 
@@ -664,8 +682,9 @@ impl WorkerCore {
         {
             match shared.driver.try_enter() {
                 Some(mut poller) => {
-                    self.fire_timers(true);
-                    if self.has_local_work() {
+                    // (Tasks woken here are offered to others, if there
+                    // are several, once this worker is counted awake.)
+                    if self.fire_timers(true) {
                         break;
                     }
                     // The deadline handshake (see io::driver): announce,
@@ -680,20 +699,30 @@ impl WorkerCore {
                             .map(|at| at.saturating_duration_since(Instant::now()))
                     });
                     let parker = &shared.remotes[self.index].parker;
-                    self.collect_wakes(|| {
+                    let _ = self.collect_wakes(|| {
                         parker.park_in_driver(&shared.driver, &mut poller, timeout.flatten())
                     });
                     shared.driver.announce_sleep(NOT_SLEEPING);
                     drop(poller);
-                    self.fire_timers(true);
+                    let _ = self.fire_timers(true);
                 }
                 None => shared.remotes[self.index].parker.park(),
             }
         }
-        // Awake again: either a producer took this worker off the sleeper
-        // list and counted it as searching, or it does so itself now.
-        let _ = shared.idle.unpark_self(self.index);
-        self.searching.set(true);
+        // Awake again. If a producer took this worker off the sleeper list,
+        // it counted it as searching. Otherwise it counts itself: as a
+        // searcher if it woke for work elsewhere, and not searching if its
+        // own driver sleep or timers queued tasks here (rule 5 of `idle`).
+        let own_work = self.has_local_work();
+        let searching = if shared.idle.unpark_self(self.index, !own_work) {
+            !own_work
+        } else {
+            true
+        };
+        self.searching.set(searching);
+        if own_work {
+            self.offer_spare_work();
+        }
     }
 
     /// The worker loop.

@@ -384,11 +384,14 @@ impl Handle {
 
     /// The runtime of this thread, or a runtime error outside one.
     pub fn try_current() -> Result<Handle> {
-        context::current_handle().ok_or_else(|| {
-            Error::runtime(
-                "no spindle runtime on this thread (use spindle::run, block_on or Handle::enter)",
-            )
-        })
+        context::current_handle().ok_or_else(Handle::no_runtime)
+    }
+
+    /// The error of a call that needs a runtime on a thread that has none.
+    pub(crate) fn no_runtime() -> Error {
+        Error::runtime(
+            "no spindle runtime on this thread (use spindle::run, block_on or Handle::enter)",
+        )
     }
 
     /// Makes this runtime the current one on this thread until the guard is

@@ -458,7 +458,10 @@ impl WorkerCore {
             }
             Schedule::Spawn | Schedule::Wake => self.local.push(task),
         }
-        self.shared.notify_parked();
+        // The only worker of a one-worker runtime is this one, awake.
+        if self.shared.remotes.len() > 1 {
+            self.shared.notify_parked();
+        }
     }
 
     fn take_lifo(&self) -> Option<Notified> {

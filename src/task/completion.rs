@@ -100,14 +100,22 @@ pub(crate) struct Completion<X = ()> {
 #[must_use]
 pub(crate) struct Released {
     first: Option<Waker>,
+    /// The other awaiters and the callbacks, if the record had any extra
+    /// part (`None` in the common case: nothing to move or drop).
+    extra: Option<ReleasedExtra>,
+}
+
+struct ReleasedExtra {
     more: Slab<Waker>,
     callbacks: Callbacks,
 }
 
 impl Released {
-    /// Takes the done callbacks, in registration order.
-    pub(crate) fn take_callbacks(&mut self) -> Callbacks {
-        std::mem::take(&mut self.callbacks)
+    /// Takes the done callbacks, in registration order; `None` if there
+    /// are none.
+    pub(crate) fn take_callbacks(&mut self) -> Option<Callbacks> {
+        let extra = self.extra.as_mut()?;
+        (!extra.callbacks.is_empty()).then(|| std::mem::take(&mut extra.callbacks))
     }
 
     /// Wakes every awaiter.
@@ -115,15 +123,17 @@ impl Released {
         if let Some(waker) = self.first {
             waker.wake();
         }
-        for (_, waker) in self.more {
-            waker.wake();
+        if let Some(extra) = self.extra {
+            for (_, waker) in extra.more {
+                waker.wake();
+            }
         }
     }
 
     /// Wakes every awaiter and returns the callbacks for the caller to
     /// schedule.
     pub(crate) fn wake_all(mut self) -> Callbacks {
-        let callbacks = self.take_callbacks();
+        let callbacks = self.take_callbacks().unwrap_or_default();
         self.wake_waiters();
         callbacks
     }
@@ -183,20 +193,21 @@ impl<X: Default> Completion<X> {
         if let Status::Failed(error) = status {
             self.failure = Some(error);
         }
-        let (more, callbacks) = match self.extra.as_mut() {
-            Some(extra) => (
-                std::mem::take(&mut extra.more),
-                Callbacks {
-                    first: extra.first_callback.take(),
+        let extra = self.extra.as_mut().and_then(|extra| {
+            let more = std::mem::take(&mut extra.more);
+            let first = extra.first_callback.take();
+            // (No callback means no other callback: see `first_callback`.)
+            (!more.is_empty() || first.is_some()).then(|| ReleasedExtra {
+                more,
+                callbacks: Callbacks {
+                    first,
                     rest: std::mem::take(&mut extra.callbacks),
                 },
-            ),
-            None => Default::default(),
-        };
+            })
+        });
         Released {
             first: self.first.take(),
-            more,
-            callbacks,
+            extra,
         }
     }
 
@@ -329,7 +340,7 @@ mod tests {
         record.unregister(&mut keys[0]);
         assert_eq!(keys[0], None);
         let mut released = record.finish(Status::Succeeded);
-        assert!(released.take_callbacks().is_empty());
+        assert!(released.take_callbacks().is_none());
         released.wake_waiters();
         let woken: Vec<usize> = counts.iter().map(|c| c.0.load(SeqCst)).collect();
         assert_eq!(woken, [0, 0, 1, 1]);

@@ -564,8 +564,13 @@ impl Builder {
         T: Send + 'static,
         E: Into<Error>,
     {
-        let handle = Handle::try_current()?;
-        Ok(handle.spawn_with(self, future))
+        // Spawned through the thread's runtime without cloning a `Handle`
+        // (two reference-count updates per spawn saved).
+        let spawn = self.into_spawn();
+        let raw = context::with_runtime(|shared, _| shared.spawn(future, spawn))
+            .ok_or_else(Handle::no_runtime)?
+            .expect("a visible task always has a handle reference");
+        Ok(task_from_raw(raw))
     }
 
     pub(crate) fn into_spawn(self) -> raw::Spawn {

@@ -573,8 +573,7 @@ unsafe fn complete<T>(ptr: NonNull<Header>, outcome: Result<T, Error>) {
     // Done callbacks run here, after the outcome is recorded and before the
     // awaiters wake, so a callback can still read a result that an awaiter
     // will move out.
-    let callbacks = released.take_callbacks();
-    if !callbacks.is_empty() {
+    if let Some(callbacks) = released.take_callbacks() {
         crate::scheduler::run_callbacks(Some(&header.shared), callbacks);
     }
     released.wake_waiters();

@@ -66,6 +66,7 @@ impl Default for TaskCache {
 /// same for every call, so that any block can go to any list or back to
 /// the global allocator. Sizes that can be recycled are rounded up to
 /// [`STEP`] and aligned to it.
+#[inline]
 pub(crate) fn layout_for(natural: Layout) -> Layout {
     if natural.align() <= STEP && natural.size() <= MAX_BLOCK {
         let size = natural.size().max(1).next_multiple_of(STEP);
@@ -78,6 +79,7 @@ pub(crate) fn layout_for(natural: Layout) -> Layout {
 
 /// The list for blocks of `layout` (as returned by [`layout_for`]), if
 /// such blocks are recycled.
+#[inline]
 fn class_of(layout: Layout) -> Option<usize> {
     let recyclable = !cfg!(spindle_helgrind)
         && layout.align() == STEP

@@ -403,6 +403,8 @@ pub(crate) struct WorkerCore {
     local: LocalQueue<Notified>,
     tick: Cell<u32>,
     lifo_streak: Cell<u32>,
+    /// Ticks until the next look at this worker's timers (see `maintenance`).
+    ticks_to_timer_check: Cell<u32>,
     searching: Cell<bool>,
     rng: Cell<u64>,
     /// Set while firing timers or dispatching I/O events: the tasks they
@@ -618,12 +620,11 @@ impl WorkerCore {
         }
     }
 
-    /// Fires expired timers: of this worker's wheel, or of all wheels.
-    /// Returns whether any task was woken.
+    /// Fires the timers expired at tick `now`: of this worker's wheel, or
+    /// of all wheels. Returns whether any task was woken.
     #[must_use]
-    fn fire_timers(&self, all: bool) -> bool {
+    fn fire_timers(&self, all: bool, now: u64) -> bool {
         let timers = &self.shared.timers;
-        let now = timers.now();
         self.collect_wakes(|| {
             if all {
                 timers.process_all(now);
@@ -657,13 +658,28 @@ impl WorkerCore {
         let timers = &self.shared.timers;
         let all = self.tick.get() % GLOBAL_QUEUE_INTERVAL == 0;
         let mut woken = all && self.poll_io();
-        let next = if all {
-            timers.next_deadline()
+        let ticks_left = self.ticks_to_timer_check.get();
+        if all || ticks_left <= 1 {
+            let next = if all {
+                timers.next_deadline()
+            } else {
+                timers.next_of(self.index)
+            };
+            if let Some(next) = next {
+                let now = timers.now();
+                if next <= now {
+                    woken |= self.fire_timers(all, now);
+                }
+            }
+            // Like asyncio's loop, which looks at its timers once per batch
+            // of ready callbacks: the next look is after the tasks queued
+            // now (timers just fired included) have run, and at most
+            // GLOBAL_QUEUE_INTERVAL ticks later. Saves a clock read per
+            // task while many are queued.
+            let batch = self.local.len().clamp(1, GLOBAL_QUEUE_INTERVAL as usize);
+            self.ticks_to_timer_check.set(batch as u32);
         } else {
-            timers.next_of(self.index)
-        };
-        if next.is_some_and(|next| next <= timers.now()) {
-            woken |= self.fire_timers(all);
+            self.ticks_to_timer_check.set(ticks_left - 1);
         }
         if woken {
             self.offer_spare_work();
@@ -687,7 +703,7 @@ impl WorkerCore {
                 Some(mut poller) => {
                     // (Tasks woken here are offered to others, if there
                     // are several, once this worker is counted awake.)
-                    if self.fire_timers(true) {
+                    if self.fire_timers(true, shared.timers.now()) {
                         break;
                     }
                     // The deadline handshake (see io::driver): announce,
@@ -707,7 +723,7 @@ impl WorkerCore {
                     });
                     shared.driver.announce_sleep(NOT_SLEEPING);
                     drop(poller);
-                    let _ = self.fire_timers(true);
+                    let _ = self.fire_timers(true, shared.timers.now());
                 }
                 None => shared.remotes[self.index].parker.park(),
             }
@@ -757,6 +773,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: LocalQueue<No
         local,
         tick: Cell::new(0),
         lifo_streak: Cell::new(0),
+        ticks_to_timer_check: Cell::new(1),
         searching: Cell::new(false),
         rng: Cell::new(
             0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407),

@@ -68,14 +68,28 @@ pub(crate) struct WheelSlot {
 /// A registered timer: its wheel (kept alive by the entry) and its key.
 pub(crate) struct TimerEntry {
     slot: Arc<WheelSlot>,
+    /// [`REMOVED`] once the entry has left the wheel.
     key: TimerKey,
 }
 
+/// The key of a [`TimerEntry`] already removed from its wheel (wheel keys
+/// stay below `u32::MAX`).
+const REMOVED: TimerKey = TimerKey::MAX;
+
 impl TimerEntry {
-    /// Whether the timer fired; if not, its waker is refreshed.
-    pub(crate) fn poll_fired(&self, waker: &Waker) -> bool {
+    /// Whether the timer fired. If it did, it leaves its wheel now, under
+    /// the same lock (dropping the entry then costs nothing); if not, its
+    /// waker is refreshed.
+    pub(crate) fn poll_fired(&mut self, waker: &Waker) -> bool {
+        if self.key == REMOVED {
+            return true;
+        }
         let mut guard = lock(&self.slot.wheel);
         if guard.is_fired(self.key) {
+            let waker = guard.remove(self.key);
+            drop(guard);
+            debug_assert!(waker.is_none(), "a fired timer keeps no waker");
+            self.key = REMOVED;
             return true;
         }
         guard.set_waker(self.key, waker);
@@ -86,8 +100,10 @@ impl TimerEntry {
 impl Drop for TimerEntry {
     /// Removes the timer from its wheel, fired or not.
     fn drop(&mut self) {
-        let waker = lock(&self.slot.wheel).remove(self.key);
-        drop(waker);
+        if self.key != REMOVED {
+            let waker = lock(&self.slot.wheel).remove(self.key);
+            drop(waker);
+        }
     }
 }
 
@@ -245,7 +261,7 @@ mod loom_tests {
             let timers = Arc::new(Timers::new(1));
             let (first_wakes, first) = WakeCounter::new();
             let (second_wakes, second) = WakeCounter::new();
-            let entry = timers.register(0, 5, &first).expect("tick 5 is ahead");
+            let mut entry = timers.register(0, 5, &first).expect("tick 5 is ahead");
             let firer = {
                 let timers = timers.clone();
                 thread::spawn(move || timers.process(0, 10))

@@ -154,7 +154,7 @@ impl Future for Sleep {
             this.disarm();
             return Poll::Ready(Err(cancel));
         }
-        match &this.state {
+        match &mut this.state {
             State::Idle => this.arm(cx),
             State::Yielded | State::Done => {
                 this.state = State::Done;

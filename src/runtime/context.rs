@@ -47,11 +47,6 @@ pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerCore>) -> R) -> R {
     f(unsafe { worker.as_ref() })
 }
 
-/// The index of this thread's worker, if it is a worker of `shared`.
-pub(crate) fn worker_index_in(shared: &crate::scheduler::Shared) -> Option<usize> {
-    with_worker(|worker| worker.and_then(|w| w.index_in(shared)))
-}
-
 /// Runs `f` with this thread's runtime and, on a worker, the worker's index,
 /// without taking a reference; `None` outside a runtime.
 pub(crate) fn with_runtime<R>(

@@ -436,11 +436,6 @@ impl WorkerCore {
         self.index
     }
 
-    /// This worker's index, if it belongs to the runtime `shared`.
-    pub(crate) fn index_in(&self, shared: &Shared) -> Option<usize> {
-        ptr::eq(&*self.shared, shared).then_some(self.index)
-    }
-
     fn schedule_local(&self, task: Notified, how: Schedule) {
         if self.collecting.get() {
             self.collected.borrow_mut().push(task);

@@ -71,6 +71,11 @@ struct Scope {
     /// when the block next suspends (asyncio schedules `_on_timeout` with
     /// `call_soon`), unless it is rescheduled before that.
     due: bool,
+    /// `when` may be in the past when the timer is armed (set by the user,
+    /// not computed as now plus a positive delay); otherwise the clock is
+    /// not read again at arming (a deadline passed by then is refused by
+    /// the wheel, with the same outcome).
+    may_have_passed: bool,
     /// Bumped at every re-arm, so that a timer that fired for an old
     /// deadline does nothing.
     generation: u64,
@@ -121,25 +126,28 @@ impl Scope {
         let Some(when) = self.when else {
             return Ok(());
         };
-        let handle = Handle::try_current()?;
-        if when <= Instant::now() {
-            self.due = true;
-            return Ok(());
-        }
-        let timers = &handle.shared.timers;
-        let tick = timers.tick_of(when);
-        let waker = Waker::from(Arc::new(Fire {
-            scope: shared.clone(),
-            generation: self.generation,
-        }));
-        let wheel =
-            context::worker_index_in(&handle.shared).unwrap_or_else(|| timers.outside_wheel());
-        match timers.register(wheel, tick, &waker) {
-            Some(entry) => {
-                handle.shared.timer_added(tick);
-                self.timer = Some(entry);
+        let may_have_passed = self.may_have_passed;
+        let generation = self.generation;
+        let armed = context::with_runtime(|runtime, worker| {
+            if may_have_passed && when <= Instant::now() {
+                return None;
             }
-            None => self.expire(),
+            let timers = &runtime.timers;
+            let tick = timers.tick_of(when);
+            let waker = Waker::from(Arc::new(Fire {
+                scope: shared.clone(),
+                generation,
+            }));
+            let wheel = worker.unwrap_or_else(|| timers.outside_wheel());
+            let entry = timers.register(wheel, tick, &waker)?;
+            runtime.timer_added(tick);
+            Some(entry)
+        })
+        .ok_or_else(Handle::no_runtime)?;
+        match armed {
+            Some(entry) => self.timer = Some(entry),
+            // Already passed: expires when the block next suspends.
+            None => self.due = true,
         }
         Ok(())
     }
@@ -149,6 +157,10 @@ impl Timeout {
     /// A scope with deadline `when` (`None`: no deadline), like
     /// `asyncio.timeout_at(when)`.
     pub fn at(when: Option<Instant>) -> Timeout {
+        Timeout::with_deadline(when, true)
+    }
+
+    fn with_deadline(when: Option<Instant>, may_have_passed: bool) -> Timeout {
         Timeout {
             shared: Arc::new(Mutex::new(Scope {
                 phase: Phase::Created,
@@ -157,6 +169,7 @@ impl Timeout {
                 cancelling_at_entry: 0,
                 timer: None,
                 due: false,
+                may_have_passed,
                 generation: 0,
             })),
         }
@@ -166,7 +179,7 @@ impl Timeout {
     /// `asyncio.timeout(delay)`. A delay too large for the clock means no
     /// deadline.
     pub fn after(delay: Duration) -> Timeout {
-        Timeout::at(Instant::now().checked_add(delay))
+        Timeout::with_deadline(Instant::now().checked_add(delay), delay.is_zero())
     }
 
     /// The deadline, `None` if there is none.
@@ -199,6 +212,7 @@ impl Timeout {
             }
         }
         scope.when = when;
+        scope.may_have_passed = true;
         scope.arm(&self.shared)
     }
 

@@ -2,10 +2,8 @@
 //!
 //! # Design
 //!
-//! Each worker thread owns a FIFO run queue (a crossbeam-deque `Worker`,
-//! see [`run_queue`]: on a runtime with several workers it holds at most
-//! [`run_queue::CAPACITY`] tasks and the rest go to the injector), and a
-//! *LIFO slot* that holds the task most recently woken by the task running
+//! Each worker thread owns a FIFO run queue (a crossbeam-deque `Worker`), and
+//! a *LIFO slot* that holds the task most recently woken by the task running
 //! on that worker. Every worker's queue can be stolen from (the `Stealer`s
 //! and the LIFO slots sit in [`Shared::remotes`]), and a global injector
 //! takes the tasks scheduled from outside the runtime.
@@ -54,7 +52,6 @@
 pub(crate) mod coop;
 mod idle;
 mod park;
-mod run_queue;
 
 use crate::error::Error;
 use crate::io::blocking::BlockingPool;
@@ -67,10 +64,9 @@ use crate::task::recycle::TaskCache;
 use crate::task::registry::Registry;
 use crate::task::{AnyTask, TaskId};
 use crate::time::Timers;
-use crossbeam_deque::{Injector, Steal, Stealer};
+use crossbeam_deque::{Injector, Steal, Stealer, Worker as LocalQueue};
 use idle::Idle;
 use park::Parker;
-use run_queue::RunQueue;
 use std::cell::Cell;
 use std::future::Future;
 use std::ptr;
@@ -144,9 +140,9 @@ impl Shared {
         workers: usize,
         report_hook: ReportHook,
         blocking: BlockingPool,
-    ) -> std::io::Result<(Arc<Shared>, Vec<RunQueue<Notified>>)> {
+    ) -> std::io::Result<(Arc<Shared>, Vec<LocalQueue<Notified>>)> {
         let driver = Driver::new()?;
-        let locals: Vec<_> = (0..workers).map(|_| RunQueue::new(workers == 1)).collect();
+        let locals: Vec<_> = (0..workers).map(|_| LocalQueue::new_fifo()).collect();
         let remotes = locals
             .iter()
             .map(|local| Remote {
@@ -404,7 +400,7 @@ pub(crate) fn run_callbacks(
 pub(crate) struct WorkerCore {
     index: usize,
     shared: Arc<Shared>,
-    local: RunQueue<Notified>,
+    local: LocalQueue<Notified>,
     tick: Cell<u32>,
     lifo_streak: Cell<u32>,
     /// Ticks until the next look at this worker's timers (see `maintenance`).
@@ -454,21 +450,15 @@ impl WorkerCore {
                     return;
                 }
                 // SAFETY: a non-null slot holds a task with its queue reference.
-                let previous = unsafe { Notified::from_raw(RawTask::from_ptr(previous)) };
-                self.push_local(previous);
+                self.local
+                    .push(unsafe { Notified::from_raw(RawTask::from_ptr(previous)) });
             }
-            Schedule::Spawn | Schedule::Wake => self.push_local(task),
+            Schedule::Spawn | Schedule::Wake => self.local.push(task),
         }
         // The only worker of a one-worker runtime is this one, awake.
         if self.shared.remotes.len() > 1 {
             self.shared.notify_parked();
         }
-    }
-
-    /// Queues a task at the back of this worker's queue (or, past its
-    /// room, where [`RunQueue::push`] puts it).
-    fn push_local(&self, task: Notified) {
-        self.local.push(task, &self.shared.injector);
     }
 
     fn take_lifo(&self) -> Option<Notified> {
@@ -481,7 +471,7 @@ impl WorkerCore {
 
     fn pop_injector(&self) -> Option<Notified> {
         loop {
-            match self.local.take_from_injector(&self.shared.injector) {
+            match self.shared.injector.steal_batch_and_pop(&self.local) {
                 Steal::Success(task) => return Some(task),
                 Steal::Empty => return None,
                 Steal::Retry => {}
@@ -506,7 +496,7 @@ impl WorkerCore {
                 return Some(task);
             }
             // Enough in a row: the woken task waits its turn at the back.
-            self.push_local(task);
+            self.local.push(task);
         }
         self.lifo_streak.set(0);
         self.local.pop().or_else(|| self.pop_injector())
@@ -540,7 +530,7 @@ impl WorkerCore {
                 if victim == self.index {
                     continue;
                 }
-                match self.local.steal_from(&remotes[victim].stealer) {
+                match remotes[victim].stealer.steal_batch_and_pop(&self.local) {
                     Steal::Success(task) => return Some(task),
                     Steal::Retry => retry = true,
                     Steal::Empty => {}
@@ -590,11 +580,11 @@ impl WorkerCore {
             if injector.is_empty() {
                 break;
             }
-            if let Steal::Empty = self.local.move_from_injector(injector) {
+            if let Steal::Empty = injector.steal_batch(&self.local) {
                 break;
             }
         }
-        self.push_local(task);
+        self.local.push(task);
         self.shared.notify_parked();
     }
 
@@ -610,7 +600,7 @@ impl WorkerCore {
         let woken = std::mem::take(&mut *self.collected.borrow_mut());
         let any = !woken.is_empty();
         for task in woken {
-            self.push_local(task);
+            self.local.push(task);
         }
         any
     }
@@ -701,7 +691,7 @@ impl WorkerCore {
     fn park(&self) {
         let shared = &*self.shared;
         shared.idle.park(self.index, self.searching.replace(false));
-        while !(self.has_local_work() || shared.has_work() || shared.stopping.load(SeqCst))
+        while !(shared.has_work() || shared.stopping.load(SeqCst))
             && shared.idle.is_asleep(self.index)
         {
             match shared.driver.try_enter() {
@@ -767,14 +757,11 @@ impl WorkerCore {
             drop(task);
         }
         drop(self.take_lifo());
-        // Tasks this worker's full queue sent to the injector after the
-        // runtime closed (every worker does this after its last push).
-        self.shared.drain_injector();
     }
 }
 
 /// The body of worker thread `index`.
-pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: RunQueue<Notified>) {
+pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: LocalQueue<Notified>) {
     let core = WorkerCore {
         index,
         shared,

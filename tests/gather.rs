@@ -2,7 +2,7 @@
 //! 33-39), the `gather!` macro, and the seed scenarios built on gather.
 
 mod common;
-use common::{rt, wait_done, within_limit};
+use common::{hold_permit_for_an_hour, rt, wait_done, within_limit};
 
 use spindle::{Error, ErrorKind, Promise, Runtime, Task, Unhandled, UnhandledKind};
 use std::future::Future;
@@ -728,12 +728,7 @@ fn cancelled_gather_lets_no_waiter_take_a_freed_permit() {
                 let acquired = Arc::new(AtomicUsize::new(0));
                 let tasks: Vec<Task<()>> = (0..10)
                     .map(|_| {
-                        let (sem, acquired) = (sem.clone(), acquired.clone());
-                        spindle::spawn(async move {
-                            let _permit = sem.acquire().await?;
-                            acquired.fetch_add(1, Ordering::SeqCst);
-                            spindle::sleep(Duration::from_secs(3600)).await
-                        })
+                        spindle::spawn(hold_permit_for_an_hour(sem.clone(), acquired.clone()))
                     })
                     .collect();
                 let outcome =

@@ -5,7 +5,7 @@
 //! (`test_taskgroups.py`, `taskgroups.py`).
 
 mod common;
-use common::{current, rt, within_limit};
+use common::{current, hold_permit_for_an_hour, rt, within_limit};
 
 use spindle::task::Builder as TaskBuilder;
 use spindle::{
@@ -2303,12 +2303,7 @@ fn cancelled_group_lets_no_waiting_child_take_a_freed_permit() {
                     Duration::from_millis(2),
                     spindle::task_group(move |tg| async move {
                         for _ in 0..10 {
-                            let (sem, acquired) = (s.clone(), a.clone());
-                            tg.spawn(async move {
-                                let _permit = sem.acquire().await?;
-                                acquired.fetch_add(1, Ordering::SeqCst);
-                                spindle::sleep(Duration::from_secs(3600)).await
-                            })?;
+                            tg.spawn(hold_permit_for_an_hour(s.clone(), a.clone()))?;
                         }
                         spindle::Ok(())
                     }),

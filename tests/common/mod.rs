@@ -51,3 +51,14 @@ pub async fn wait_done<T: Send + 'static>(task: &Task<T>) -> spindle::Result<()>
     });
     done.await
 }
+
+/// A task body that takes a permit of `sem`, counts it in `acquired` and
+/// holds it for an hour (it gives it back only by being cancelled).
+pub async fn hold_permit_for_an_hour(
+    sem: std::sync::Arc<spindle::Semaphore>,
+    acquired: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> spindle::Result<()> {
+    let _permit = sem.acquire().await?;
+    acquired.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    spindle::sleep(Duration::from_secs(3600)).await
+}

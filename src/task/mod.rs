@@ -227,10 +227,6 @@ impl AnyTask {
     }
 }
 
-/// Puts back a cancellation of the current task that an await point took
-/// (with `take_current_cancel`) but had no effect on (a gather whose tasks
-/// had all just finished): it is delivered, with its message, at the next
-/// await point. Nothing happens if the request was withdrawn meanwhile.
 /// Cancels every task of `tasks` as one step, as asyncio does from its one
 /// thread: every request is recorded before any task is woken, so no task
 /// runs on another worker, in between, on the effects of another's
@@ -252,6 +248,10 @@ pub(crate) fn cancel_all<'a>(
     !accepted.is_empty()
 }
 
+/// Puts back a cancellation of the current task that an await point took
+/// (with `take_current_cancel`) but had no effect on (a gather whose tasks
+/// had all just finished): it is delivered, with its message, at the next
+/// await point. Nothing happens if the request was withdrawn meanwhile.
 pub(crate) fn restore_current_cancel(cancel: &Error) {
     let Some(raw) = context::current_task_raw() else {
         return;

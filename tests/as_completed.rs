@@ -159,23 +159,26 @@ fn next_is_a_cancellation_point_that_consumes_no_slot() {
     within_limit(|| {
         rt(2)
             .block_on(async {
-                let (gate, started) = (Promise::new(), Promise::new());
+                let (gate, started, cancelled) = (Promise::new(), Promise::new(), Promise::new());
                 let member = gated(&gate, 9u32);
-                let (m, s) = (member.clone(), started.clone());
+                let (m, s, c) = (member.clone(), started.clone(), cancelled.clone());
                 let consumer = spindle::spawn(async move {
                     let mut results = spindle::as_completed([m], None);
                     s.set_result(())?;
+                    // The gate opens only after the cancellation came out, so
+                    // the member cannot win the race on the other worker.
                     let first = results.next().await.unwrap();
                     let cancel = first.unwrap_err();
                     assert!(cancel.is_cancelled());
                     assert_eq!(cancel.cancel_message(), Some("wake up"));
                     assert_eq!(results.remaining(), 1);
+                    c.set_result(())?;
                     // Cleanup may still wait for the outcome.
                     results.next().await.unwrap()
                 });
                 started.await?;
                 consumer.cancel_with("wake up");
-                spindle::yield_now().await?;
+                cancelled.await?;
                 assert!(!member.done(), "the member was cancelled");
                 gate.set_result(())?;
                 assert_eq!(consumer.await?, 9);

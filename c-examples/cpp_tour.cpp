@@ -368,9 +368,13 @@ void primitives() {
 
 void completion_order_and_coordination() {
     std::vector<spindle::task<int>> racers;
+    // Deadlines from one start, so a racer that starts late on a loaded
+    // machine still finishes in its turn.
+    auto start = std::chrono::steady_clock::now();
     for (int i = 0; i < 4; i++)
-        racers.push_back(spindle::spawn([i] {
-            spindle::sleep(0.05 * (4 - i)); // the last one spawned finishes first
+        racers.push_back(spindle::spawn([i, start] {
+            auto deadline = start + std::chrono::milliseconds(50 * (4 - i));
+            spindle::sleep(deadline - std::chrono::steady_clock::now()); // the last one spawned finishes first
             return i;
         }));
     spindle::as_completed<int> finishing(racers);

@@ -17,12 +17,12 @@
 use crate::error::{Error, ErrorGroup, Result};
 use crate::loom::{lock, Mutex};
 use crate::runtime::context;
-use crate::task::{self, AnyTask, Task};
+use crate::task::{self, AnyTask, DoneHook, HookRef, Task};
 use slab::Slab;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
 /// A group of tasks that all end before the group does (asyncio's
@@ -123,6 +123,14 @@ impl GroupState {
     }
 }
 
+/// asyncio's `_on_task_done`, as a done hook on every child (`token`: the
+/// child's key in `children`).
+impl DoneHook for Mutex<GroupState> {
+    fn task_done(&self, token: usize, task: &AnyTask) {
+        lock(self).child_done(token, task);
+    }
+}
+
 impl TaskGroup {
     /// A group that has not been entered yet.
     pub fn new() -> TaskGroup {
@@ -162,20 +170,11 @@ impl TaskGroup {
         let task = builder.try_spawn(future)?;
         let key = state.children.insert(task.as_any().clone());
         drop(state);
-        // asyncio adds `_on_task_done` as a done callback; an internal one
-        // costs a single allocation. If the child is already done it runs
-        // here and now: nothing of the group is locked at this point.
-        let group = Arc::downgrade(&self.shared);
-        let child = task.as_any().clone();
-        let callback_key = Arc::as_ptr(&self.shared) as usize;
-        task.on_done_internal(
-            callback_key,
-            Box::new(move || {
-                if let Some(group) = group.upgrade() {
-                    lock(&group).child_done(key, &child);
-                }
-            }),
-        );
+        // asyncio adds `_on_task_done` as a done callback; an internal hook
+        // costs no allocation. If the child is already done it runs here and
+        // now: nothing of the group is locked at this point.
+        let group: Weak<dyn DoneHook> = Arc::downgrade(&self.shared) as Weak<Mutex<GroupState>>;
+        task.as_any().on_done_internal(HookRef::Weak(group), key);
         Ok(task)
     }
 

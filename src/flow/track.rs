@@ -8,7 +8,7 @@
 //! taken (callbacks read the task first, then lock the tracker).
 
 use crate::loom::{lock, Mutex};
-use crate::task::{AnyTask, TaskState};
+use crate::task::{AnyTask, DoneHook, HookRef, TaskState};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -100,10 +100,8 @@ impl Tracker {
             retrieve_late: false,
             waker: None,
         }));
-        let key = key_of(&shared);
         for (slot, task) in tasks.iter().enumerate() {
-            let (task_, shared_) = (task.clone(), shared.clone());
-            task.on_done_internal(key, Box::new(move || completed(&shared_, slot, &task_)));
+            task.on_done_internal(HookRef::Strong(shared.clone()), slot);
         }
         Tracker { tasks, shared }
     }
@@ -194,7 +192,14 @@ fn mark_retrieved(task: &AnyTask) {
     let _ = task.exception();
 }
 
-/// The done callback of one slot.
+/// The done hook of every slot (`token`: the slot).
+impl DoneHook for Mutex<Track> {
+    fn task_done(&self, slot: usize, task: &AnyTask) {
+        completed(self, slot, task);
+    }
+}
+
+/// Records the completion of one slot.
 fn completed(shared: &Mutex<Track>, slot: usize, task: &AnyTask) {
     let state = task.state();
     let mut track = lock(shared);

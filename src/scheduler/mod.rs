@@ -384,8 +384,8 @@ pub(crate) fn run_callbacks(
     // Like asyncio's, callbacks run outside any task.
     let _no_task = context::leave_task();
     for callback in callbacks {
-        let call = callback.call;
-        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
+        let run = || callback.run();
+        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
             let report = Unhandled::callback_failed(Error::panicked(&*payload));
             match shared {
                 Some(shared) => shared.report(report),

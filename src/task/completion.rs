@@ -5,15 +5,80 @@
 //! It lives under the owner's lock; completing it hands back what must be
 //! woken and called, so that nothing runs while the lock is held.
 
+use super::AnyTask;
 use crate::error::Error;
 use slab::Slab;
+use std::sync::{Arc, Weak};
 use std::task::Waker;
 
+/// An internal observer of tasks (a task group, the tracker of a gather):
+/// told which of its tasks is done, with no closure to allocate per task.
+pub(crate) trait DoneHook: Send + Sync {
+    /// `task`, registered with `token`, is done.
+    fn task_done(&self, token: usize, task: &AnyTask);
+}
+
+/// How a registration holds its [`DoneHook`].
+pub(crate) enum HookRef {
+    /// Kept alive by the registration (a tracker that must see every
+    /// completion, even after its awaiter has gone).
+    Strong(Arc<dyn DoneHook>),
+    /// Not kept alive (a group, whose state holds its children: a strong
+    /// reference would be a cycle).
+    Weak(Weak<dyn DoneHook>),
+}
+
+impl HookRef {
+    /// The hook's address: the key its registrations are removed by.
+    fn address(&self) -> usize {
+        match self {
+            HookRef::Strong(hook) => Arc::as_ptr(hook) as *const () as usize,
+            HookRef::Weak(hook) => Weak::as_ptr(hook) as *const () as usize,
+        }
+    }
+}
+
 /// A done callback, erased: it already holds the handle it will be called
-/// with. The key identifies the user's callback object for removal.
-pub(crate) struct StoredCallback {
-    pub(crate) key: usize,
-    pub(crate) call: Box<dyn FnOnce() + Send>,
+/// with.
+pub(crate) enum StoredCallback {
+    /// A callback of the user's; `key` identifies the user's callback object
+    /// for removal.
+    Closure {
+        key: usize,
+        call: Box<dyn FnOnce() + Send>,
+    },
+    /// An internal hook, told `token` and the task; its key is the hook's
+    /// address.
+    Hook {
+        hook: HookRef,
+        token: usize,
+        task: AnyTask,
+    },
+}
+
+impl StoredCallback {
+    /// The key the callback is removed by.
+    fn key(&self) -> usize {
+        match self {
+            StoredCallback::Closure { key, .. } => *key,
+            StoredCallback::Hook { hook, .. } => hook.address(),
+        }
+    }
+
+    /// Runs the callback (a hook that is gone is skipped).
+    pub(crate) fn run(self) {
+        match self {
+            StoredCallback::Closure { call, .. } => call(),
+            StoredCallback::Hook { hook, token, task } => match hook {
+                HookRef::Strong(hook) => hook.task_done(token, &task),
+                HookRef::Weak(hook) => {
+                    if let Some(hook) = hook.upgrade() {
+                        hook.task_done(token, &task);
+                    }
+                }
+            },
+        }
+    }
 }
 
 /// How a task or promise ended, without the success value (that is typed and
@@ -273,12 +338,16 @@ impl<X: Default> Completion<X> {
             return 0;
         };
         let mut removed = 0;
-        if extra.first_callback.as_ref().is_some_and(|c| c.key == key) {
+        if extra
+            .first_callback
+            .as_ref()
+            .is_some_and(|c| c.key() == key)
+        {
             extra.first_callback = None;
             removed += 1;
         }
         let before = extra.callbacks.len();
-        extra.callbacks.retain(|c| c.key != key);
+        extra.callbacks.retain(|c| c.key() != key);
         removed += before - extra.callbacks.len();
         if extra.first_callback.is_none() && !extra.callbacks.is_empty() {
             extra.first_callback = Some(extra.callbacks.remove(0));
@@ -353,20 +422,22 @@ mod tests {
         for (key, label) in [(7, "a"), (8, "b"), (7, "c"), (9, "d")] {
             let order = order.clone();
             let call = Box::new(move || order.lock().unwrap().push(label));
-            assert!(record.add_callback(StoredCallback { key, call }).is_none());
+            assert!(record
+                .add_callback(StoredCallback::Closure { key, call })
+                .is_none());
         }
         assert_eq!(record.remove_callbacks(7), 2);
         assert_eq!(record.remove_callbacks(42), 0);
         let order_e = order.clone();
         let call = Box::new(move || order_e.lock().unwrap().push("e"));
         assert!(record
-            .add_callback(StoredCallback { key: 10, call })
+            .add_callback(StoredCallback::Closure { key: 10, call })
             .is_none());
         for callback in record.finish(Status::Succeeded).wake_all() {
-            (callback.call)();
+            callback.run();
         }
         assert_eq!(*order.lock().unwrap(), ["b", "d", "e"]);
-        let late = StoredCallback {
+        let late = StoredCallback::Closure {
             key: 1,
             call: Box::new(|| {}),
         };

@@ -27,6 +27,7 @@ pub(crate) mod registry;
 pub(crate) mod state;
 
 pub use cancel::{cancellable, yield_now, Cancellable, YieldNow};
+pub(crate) use completion::{DoneHook, HookRef};
 pub(crate) use join::{poll_done, release_waiter};
 pub use join::{IntoTask, Join};
 pub use promise::Promise;
@@ -203,22 +204,25 @@ impl AnyTask {
         context::current_task_ptr() == Some(self.raw.as_ptr())
     }
 
-    /// Runs `call` once the task is done, for the combinators (gather, wait,
-    /// as_completed): right away on this thread if it already is, otherwise
-    /// as a done callback registered under `key` (removable with
-    /// [`remove_internal_callbacks`](Self::remove_internal_callbacks)).
-    /// `key` must not collide with a user callback's: use the address of an
-    /// allocation the callback keeps alive.
-    pub(crate) fn on_done_internal(&self, key: usize, call: Box<dyn FnOnce() + Send>) {
+    /// Tells `hook` (with `token`) once the task is done, for the
+    /// combinators and task groups: right away on this thread if it already
+    /// is, otherwise from a done callback (removable with
+    /// [`remove_internal_callbacks`](Self::remove_internal_callbacks) by the
+    /// hook's address).
+    pub(crate) fn on_done_internal(&self, hook: HookRef, token: usize) {
         let ready = lock(&self.raw.header().aux)
             .completion
-            .add_callback(StoredCallback { key, call });
+            .add_callback(StoredCallback::Hook {
+                hook,
+                token,
+                task: self.clone(),
+            });
         if let Some(callback) = ready {
-            (callback.call)();
+            callback.run();
         }
     }
 
-    /// Removes the callbacks registered with `key` by
+    /// Removes the hooks at address `key` registered by
     /// [`on_done_internal`](Self::on_done_internal); returns how many.
     pub(crate) fn remove_internal_callbacks(&self, key: usize) -> usize {
         lock(&self.raw.header().aux)
@@ -433,7 +437,7 @@ impl<T> Task<T> {
         let callback = callback.into();
         let handle = self.clone();
         let key = callback.key();
-        self.any.raw.add_callback(StoredCallback {
+        self.any.raw.add_callback(StoredCallback::Closure {
             key,
             call: Box::new(move || (callback.0)(&handle)),
         });

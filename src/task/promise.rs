@@ -156,7 +156,7 @@ impl<T> Promise<T> {
     {
         let callback = callback.into();
         let handle = self.clone();
-        let stored = StoredCallback {
+        let stored = StoredCallback::Closure {
             key: callback.key(),
             call: Box::new(move || callback.call(&handle)),
         };

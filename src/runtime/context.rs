@@ -128,6 +128,12 @@ pub(crate) fn current_task_raw() -> Option<RawTask> {
     current_task_ptr().map(|p| unsafe { RawTask::from_ptr(p) })
 }
 
+/// Whether the current task has a cancel request to deliver (one atomic
+/// load; [`take_current_cancel`] delivers it).
+pub(crate) fn current_cancel_pending() -> bool {
+    current_task_raw().is_some_and(|raw| raw.header().state.load().is_cancel_pending())
+}
+
 /// Delivers the current task's pending cancel request, if any: the caller is
 /// an await point that will return it.
 pub(crate) fn take_current_cancel() -> Option<Error> {

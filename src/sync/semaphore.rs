@@ -1,7 +1,7 @@
 //! [`Semaphore`], [`BoundedSemaphore`] and [`Lock`], with asyncio's
 //! semantics: strict FIFO, no permit lost when a waiter is cancelled.
 
-use super::waitlist::WaitList;
+use super::waitlist::{WaitList, Wakers};
 use crate::error::{Error, Result};
 use crate::loom::{lock, Mutex};
 use crate::runtime::context;
@@ -10,7 +10,7 @@ use std::future::Future;
 use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 /// A counter of permits that tasks acquire and release (asyncio's
 /// `Semaphore`).
@@ -73,7 +73,7 @@ impl State {
     }
 
     /// Hands free permits to waiters, in order.
-    fn grant_waiters(&mut self, wakers: &mut Vec<Waker>) {
+    fn grant_waiters(&mut self, wakers: &mut Wakers) {
         while self.permits > 0 {
             match self.waiters.grant_first() {
                 Some(waker) => {
@@ -83,12 +83,6 @@ impl State {
                 None => break,
             }
         }
-    }
-}
-
-fn wake(wakers: Vec<Waker>) {
-    for waker in wakers {
-        waker.wake();
     }
 }
 
@@ -169,27 +163,29 @@ impl Semaphore {
     /// Gives a permit back and wakes the first waiter. An error for a
     /// bounded semaphore already at its initial count.
     pub fn release(&self) -> Result<()> {
-        let mut wakers = Vec::new();
-        {
-            let mut state = lock(&self.state);
-            if let Some(bound) = self.bound {
-                if state.permits >= bound {
-                    return Err(Error::invalid_state(
-                        "BoundedSemaphore released too many times",
-                    ));
-                }
+        let mut state = lock(&self.state);
+        if let Some(bound) = self.bound {
+            if state.permits >= bound {
+                return Err(Error::invalid_state(
+                    "BoundedSemaphore released too many times",
+                ));
             }
-            state.permits += 1;
-            state.grant_waiters(&mut wakers);
         }
-        wake(wakers);
+        state.permits += 1;
+        if state.waiters.len() == 0 {
+            return Ok(());
+        }
+        let mut wakers = Wakers::default();
+        state.grant_waiters(&mut wakers);
+        drop(state);
+        wakers.wake_all();
         Ok(())
     }
 
     /// A waiter leaves: a grant it held goes back to the pool and on to the
     /// next waiters.
     fn leave(&self, key: usize) {
-        let mut wakers = Vec::new();
+        let mut wakers = Wakers::default();
         {
             let mut state = lock(&self.state);
             if state.waiters.remove(key) {
@@ -197,7 +193,7 @@ impl Semaphore {
             }
             state.grant_waiters(&mut wakers);
         }
-        wake(wakers);
+        wakers.wake_all();
     }
 }
 
@@ -239,16 +235,25 @@ impl<S: Deref<Target = Semaphore> + Unpin> Future for Acquire<S> {
         };
         match this.key {
             None => {
-                if lock(&semaphore.state).try_take() {
-                    return Poll::Ready(Ok(this.permit()));
-                }
-                if let Some(cancel) = context::take_current_cancel() {
-                    return Poll::Ready(Err(cancel));
-                }
+                // A free permit is taken without a suspension, so without
+                // delivering a pending cancellation (asyncio's `acquire`
+                // does not await when the semaphore is not locked).
                 let mut state = lock(&semaphore.state);
                 if state.try_take() {
                     drop(state);
                     return Poll::Ready(Ok(this.permit()));
+                }
+                if context::current_cancel_pending() {
+                    drop(state);
+                    if let Some(cancel) = context::take_current_cancel() {
+                        return Poll::Ready(Err(cancel));
+                    }
+                    // Withdrawn in between: look again.
+                    state = lock(&semaphore.state);
+                    if state.try_take() {
+                        drop(state);
+                        return Poll::Ready(Ok(this.permit()));
+                    }
                 }
                 this.key = Some(state.waiters.push(cx.waker()));
                 Poll::Pending
@@ -265,10 +270,10 @@ impl<S: Deref<Target = Semaphore> + Unpin> Future for Acquire<S> {
                     this.key = None;
                     // asyncio: waiters that queued behind this one while
                     // permits were free may go now.
-                    let mut wakers = Vec::new();
+                    let mut wakers = Wakers::default();
                     state.grant_waiters(&mut wakers);
                     drop(state);
-                    wake(wakers);
+                    wakers.wake_all();
                     return Poll::Ready(Ok(this.permit()));
                 }
                 state.waiters.set_waker(key, cx.waker());

@@ -41,6 +41,33 @@ fn link(key: usize) -> u32 {
         .expect("more than 4 billion waiters on one primitive")
 }
 
+/// Wakers collected under a primitive's lock, to wake once it is released.
+/// The first is kept inline: a release usually wakes one waiter, and then
+/// nothing is allocated.
+#[derive(Default)]
+pub(crate) struct Wakers {
+    first: Option<Waker>,
+    rest: Vec<Waker>,
+}
+
+impl Wakers {
+    pub(crate) fn push(&mut self, waker: Waker) {
+        if self.first.is_none() {
+            self.first = Some(waker);
+        } else {
+            self.rest.push(waker);
+        }
+    }
+
+    /// Wakes them all, in order.
+    pub(crate) fn wake_all(self) {
+        self.first
+            .into_iter()
+            .chain(self.rest)
+            .for_each(Waker::wake);
+    }
+}
+
 /// A FIFO of waiters with O(1) push, grant and removal.
 pub(crate) struct WaitList {
     entries: Slab<Entry>,

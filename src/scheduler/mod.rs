@@ -60,7 +60,7 @@ use crate::loom::{fence, lock, wait_timeout, AtomicBool, AtomicPtr, AtomicUsize,
 use crate::runtime::{context, Handle, Unhandled};
 use crate::task::completion::StoredCallback;
 use crate::task::raw::{Header, Notified, RawTask, RunOutcome, Spawn};
-use crate::task::recycle::TaskCache;
+use crate::task::recycle::{BlockPool, TaskCache};
 use crate::task::registry::Registry;
 use crate::task::{AnyTask, TaskId};
 use crate::time::Timers;
@@ -117,6 +117,9 @@ pub(crate) struct Shared {
     pub(crate) blocking: Arc<BlockingPool>,
     /// Done callbacks waiting to run (see [`Shared::call_soon`]).
     callbacks: Mutex<CallbackQueue>,
+    /// Task blocks passed between the workers' caches (see `recycle`); none
+    /// with one worker.
+    block_pool: Option<Arc<BlockPool>>,
 }
 
 struct CallbackQueue {
@@ -168,6 +171,7 @@ impl Shared {
                 pending: Default::default(),
                 draining: false,
             }),
+            block_pool: (workers > 1).then(Arc::default),
         });
         Ok((shared, locals))
     }
@@ -762,6 +766,7 @@ impl WorkerCore {
 
 /// The body of worker thread `index`.
 pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: LocalQueue<Notified>) {
+    let task_cache = TaskCache::new(shared.block_pool.clone());
     let core = WorkerCore {
         index,
         shared,
@@ -775,7 +780,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: LocalQueue<No
         ),
         collecting: Cell::new(false),
         collected: Default::default(),
-        task_cache: TaskCache::default(),
+        task_cache,
     };
     {
         let _worker = context::enter_worker(&core);

@@ -172,19 +172,12 @@ impl Drop for Tracker {
             // The callbacks still have work to do.
             return;
         }
-        let key = key_of(&self.shared);
         for task in &self.tasks {
             if !task.done() {
-                task.remove_internal_callbacks(key);
+                task.remove_internal_callbacks(&self.shared);
             }
         }
     }
-}
-
-/// The callbacks' key: the shared state's address, unique while any of
-/// them (each holding the state) is registered.
-fn key_of(shared: &Arc<Mutex<Track>>) -> usize {
-    Arc::as_ptr(shared) as *const () as usize
 }
 
 fn mark_retrieved(task: &AnyTask) {

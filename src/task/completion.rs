@@ -28,12 +28,16 @@ pub(crate) enum HookRef {
     Weak(Weak<dyn DoneHook>),
 }
 
+/// The key a hook's registrations are removed by: its address.
+pub(crate) fn hook_key(hook: *const dyn DoneHook) -> usize {
+    hook as *const () as usize
+}
+
 impl HookRef {
-    /// The hook's address: the key its registrations are removed by.
-    fn address(&self) -> usize {
+    fn key(&self) -> usize {
         match self {
-            HookRef::Strong(hook) => Arc::as_ptr(hook) as *const () as usize,
-            HookRef::Weak(hook) => Weak::as_ptr(hook) as *const () as usize,
+            HookRef::Strong(hook) => hook_key(Arc::as_ptr(hook)),
+            HookRef::Weak(hook) => hook_key(Weak::as_ptr(hook)),
         }
     }
 }
@@ -61,7 +65,7 @@ impl StoredCallback {
     fn key(&self) -> usize {
         match self {
             StoredCallback::Closure { key, .. } => *key,
-            StoredCallback::Hook { hook, .. } => hook.address(),
+            StoredCallback::Hook { hook, .. } => hook.key(),
         }
     }
 

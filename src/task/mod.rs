@@ -207,8 +207,7 @@ impl AnyTask {
     /// Tells `hook` (with `token`) once the task is done, for the
     /// combinators and task groups: right away on this thread if it already
     /// is, otherwise from a done callback (removable with
-    /// [`remove_internal_callbacks`](Self::remove_internal_callbacks) by the
-    /// hook's address).
+    /// [`remove_internal_callbacks`](Self::remove_internal_callbacks)).
     pub(crate) fn on_done_internal(&self, hook: HookRef, token: usize) {
         let ready = lock(&self.raw.header().aux)
             .completion
@@ -222,9 +221,10 @@ impl AnyTask {
         }
     }
 
-    /// Removes the hooks at address `key` registered by
+    /// Removes the registrations of `hook` made by
     /// [`on_done_internal`](Self::on_done_internal); returns how many.
-    pub(crate) fn remove_internal_callbacks(&self, key: usize) -> usize {
+    pub(crate) fn remove_internal_callbacks<H: DoneHook + 'static>(&self, hook: &Arc<H>) -> usize {
+        let key = completion::hook_key(Arc::as_ptr(hook) as *const dyn DoneHook);
         lock(&self.raw.header().aux)
             .completion
             .remove_callbacks(key)

@@ -99,12 +99,6 @@ pub(crate) struct BlockPool {
     batches: [AtomicPtr<FreeBlock>; CLASSES],
 }
 
-// SAFETY: the slots hold unused blocks of the global allocator, owned by
-// the pool; they move between threads only through the protocol above.
-unsafe impl Send for BlockPool {}
-// SAFETY: as above: all access is through atomics.
-unsafe impl Sync for BlockPool {}
-
 impl Default for BlockPool {
     fn default() -> Self {
         BlockPool {

@@ -103,7 +103,10 @@ impl Registry {
         true
     }
 
-    /// Handles to every registered task.
+    /// Handles to every registered task that is not done. A completing task
+    /// is marked complete before it leaves the registry; in between it is
+    /// left out here, so that a task whose `done()` is already true is
+    /// never listed (asyncio's `all_tasks`).
     pub(crate) fn snapshot(&self) -> Vec<AnyTask> {
         let mut tasks = Vec::new();
         for Padded(shard) in self.shards.iter() {
@@ -113,6 +116,7 @@ impl Registry {
                     .slots
                     .iter()
                     .flatten()
+                    .filter(|raw| !raw.header().state.load().is_complete())
                     .map(|raw| AnyTask::clone_from_raw(*raw)),
             );
         }

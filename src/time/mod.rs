@@ -31,6 +31,14 @@
 //! are fired by the wheel's own worker between tasks, by any worker every
 //! few dozen tasks, and by the worker sleeping in the driver, whose timeout
 //! is the earliest deadline of all wheels.
+//!
+//! A fired timer leaves its wheel as it fires (see `wheel`'s invariant: a
+//! timer is in the wheel iff its deadline is past the wheel's `elapsed`).
+//! Each wheel publishes `elapsed` in an atomic after every advance, so a
+//! sleep woken by its timer sees it fired with one load and no lock. The
+//! load is `Relaxed`: it only ever decides to leave the wheel alone (the
+//! timer is gone), and a stale value only sends the caller to the lock,
+//! under which the wheel's own `elapsed` decides.
 
 mod sleep;
 mod timeout;
@@ -63,13 +71,20 @@ pub(crate) struct WheelSlot {
     /// lowers it when needed; a removal leaves it (a stale lower bound only
     /// costs one early look).
     next: AtomicU64,
+    /// The wheel's `elapsed`, published after every advance (it never
+    /// leads the wheel's own): a timer whose deadline is at most this has
+    /// fired and left the wheel.
+    elapsed: AtomicU64,
 }
 
-/// A registered timer: its wheel (kept alive by the entry) and its key.
+/// A registered timer: its wheel (kept alive by the entry), its key and its
+/// deadline (which tells whether it fired: the key may serve another timer
+/// once this one fired).
 pub(crate) struct TimerEntry {
     slot: Arc<WheelSlot>,
-    /// [`REMOVED`] once the entry has left the wheel.
+    /// [`REMOVED`] once the entry is known to have left the wheel.
     key: TimerKey,
+    deadline: u64,
 }
 
 /// The key of a [`TimerEntry`] already removed from its wheel (wheel keys
@@ -77,31 +92,27 @@ pub(crate) struct TimerEntry {
 const REMOVED: TimerKey = TimerKey::MAX;
 
 impl TimerEntry {
-    /// Whether the timer fired. If it did, it leaves its wheel now, under
-    /// the same lock (dropping the entry then costs nothing); if not, its
-    /// waker is refreshed.
+    /// Whether the timer left the wheel: removed, or fired as the wheel's
+    /// published `elapsed` shows (one load, no lock).
+    fn is_gone(&self) -> bool {
+        self.key == REMOVED || self.deadline <= self.slot.elapsed.load(Relaxed)
+    }
+
+    /// Whether the timer fired. If not, its waker is refreshed.
     pub(crate) fn poll_fired(&mut self, waker: &Waker) -> bool {
-        if self.key == REMOVED {
-            return true;
+        if !self.is_gone() && lock(&self.slot.wheel).set_waker(self.key, self.deadline, waker) {
+            return false;
         }
-        let mut guard = lock(&self.slot.wheel);
-        if guard.is_fired(self.key) {
-            let waker = guard.remove(self.key);
-            drop(guard);
-            debug_assert!(waker.is_none(), "a fired timer keeps no waker");
-            self.key = REMOVED;
-            return true;
-        }
-        guard.set_waker(self.key, waker);
-        false
+        self.key = REMOVED;
+        true
     }
 }
 
 impl Drop for TimerEntry {
-    /// Removes the timer from its wheel, fired or not.
+    /// Removes the timer from its wheel unless it fired.
     fn drop(&mut self) {
-        if self.key != REMOVED {
-            let waker = lock(&self.slot.wheel).remove(self.key);
+        if !self.is_gone() {
+            let waker = lock(&self.slot.wheel).cancel(self.key, self.deadline);
             drop(waker);
         }
     }
@@ -124,6 +135,7 @@ impl Timers {
                     Arc::new(WheelSlot {
                         wheel: Mutex::new(Wheel::new()),
                         next: AtomicU64::new(NONE),
+                        elapsed: AtomicU64::new(0),
                     })
                 })
                 .collect(),
@@ -177,6 +189,7 @@ impl Timers {
         Some(TimerEntry {
             slot: slot.clone(),
             key,
+            deadline: tick,
         })
     }
 
@@ -191,6 +204,7 @@ impl Timers {
         {
             let mut guard = lock(&slot.wheel);
             guard.advance(now, |waker| fired.push(waker));
+            slot.elapsed.store(guard.elapsed(), Relaxed);
             Self::refresh(slot, &guard);
         }
         let count = fired.len();

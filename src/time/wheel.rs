@@ -11,6 +11,14 @@
 //! by slab indices: inserting and cancelling are O(1). When a slot of a
 //! level above 0 comes due, its entries move down to the level that matches
 //! their remaining time ("cascading"); entries of a level-0 slot fire.
+//!
+//! A timer leaves the slab as it fires, while its entry is in the cache, and
+//! its key may then serve a new timer. So the holder of a key tells a fired
+//! timer from a pending one by its deadline, not by its key: **a timer with
+//! deadline `d` is in the wheel if and only if `d > elapsed`** (insert refuses
+//! `d <= elapsed`; `advance(now)` fires every entry with `d <= now` and ends
+//! with `elapsed >= now`). The holder needs no second look at the entry,
+//! which firing a large batch has long evicted from the cache.
 //! Deadlines beyond the current rotation of the top level (about two years
 //! ahead) wait in an overflow list and are re-inserted when the top level
 //! starts its next rotation, so any deadline, however far, is handled
@@ -38,9 +46,9 @@ pub(crate) type TimerKey = usize;
 struct Entry {
     /// The real deadline, in ticks.
     deadline: u64,
-    waker: Option<Waker>,
-    /// Where the entry is linked, or `None` once it fired.
-    position: Option<(u8, u8)>,
+    waker: Waker,
+    /// Where the entry is linked: (level, slot), or ([`OVERFLOW`], 0).
+    position: (u8, u8),
     prev: u32,
     next: u32,
 }
@@ -96,10 +104,13 @@ impl Wheel {
     /// Number of timers that have not fired or been removed.
     #[cfg(test)]
     pub(crate) fn pending(&self) -> usize {
-        self.entries
-            .iter()
-            .filter(|(_, entry)| entry.position.is_some())
-            .count()
+        self.entries.len()
+    }
+
+    /// Ticks up to which the wheel has fired: a timer whose deadline is at
+    /// most this has fired (see the module documentation).
+    pub(crate) fn elapsed(&self) -> u64 {
+        self.elapsed
     }
 
     /// Adds a timer. Returns `None` (and stores nothing) if the deadline has
@@ -110,8 +121,8 @@ impl Wheel {
         }
         let key = self.entries.insert(Entry {
             deadline,
-            waker: Some(waker),
-            position: None,
+            waker,
+            position: (0, 0),
             prev: NIL,
             next: NIL,
         });
@@ -124,40 +135,38 @@ impl Wheel {
         Some(key)
     }
 
-    /// Replaces the waker of a pending timer. Returns `false` if it fired.
-    pub(crate) fn set_waker(&mut self, key: TimerKey, waker: &Waker) -> bool {
-        match self.entries.get_mut(key) {
-            Some(entry) if entry.position.is_some() => {
-                match &mut entry.waker {
-                    Some(existing) if existing.will_wake(waker) => {}
-                    slot => *slot = Some(waker.clone()),
-                }
-                true
-            }
-            _ => false,
+    /// Replaces the waker of the timer `key` inserted with `deadline`.
+    /// Returns `false` (and touches nothing) if it fired.
+    pub(crate) fn set_waker(&mut self, key: TimerKey, deadline: u64, waker: &Waker) -> bool {
+        if deadline <= self.elapsed {
+            return false;
         }
+        let entry = &mut self.entries[key];
+        debug_assert_eq!(entry.deadline, deadline, "a key used after its timer fired");
+        if !entry.waker.will_wake(waker) {
+            entry.waker = waker.clone();
+        }
+        true
     }
 
-    /// Whether the timer fired (or does not exist).
-    pub(crate) fn is_fired(&self, key: TimerKey) -> bool {
-        self.entries
-            .get(key)
-            .is_none_or(|entry| entry.position.is_none())
-    }
-
-    /// Removes a timer, fired or not. Returns its waker if it had not fired.
-    pub(crate) fn remove(&mut self, key: TimerKey) -> Option<Waker> {
-        if !self.entries.contains(key) {
+    /// Cancels the timer `key` inserted with `deadline`: returns its waker,
+    /// or `None` (and touches nothing) if it fired.
+    pub(crate) fn cancel(&mut self, key: TimerKey, deadline: u64) -> Option<Waker> {
+        if deadline <= self.elapsed {
             return None;
         }
+        debug_assert_eq!(
+            self.entries[key].deadline, deadline,
+            "a key used after its timer fired"
+        );
         self.unlink(key);
-        self.entries.remove(key).waker
+        Some(self.entries.remove(key).waker)
     }
 
     fn link(&mut self, key: TimerKey) {
         let deadline = self.entries[key].deadline;
         if (self.elapsed ^ deadline) > ROTATION_MASK {
-            self.entries[key].position = Some((OVERFLOW, 0));
+            self.entries[key].position = (OVERFLOW, 0);
             self.overflow.push(key);
             return;
         }
@@ -168,7 +177,7 @@ impl Wheel {
         let tail = self.levels[level].tails[slot];
         {
             let entry = &mut self.entries[key];
-            entry.position = Some((level as u8, slot as u8));
+            entry.position = (level as u8, slot as u8);
             entry.prev = tail;
             entry.next = NIL;
         }
@@ -183,17 +192,13 @@ impl Wheel {
     }
 
     fn unlink(&mut self, key: TimerKey) {
-        let (level, slot, prev, next) = {
-            let entry = &mut self.entries[key];
-            let Some((level, slot)) = entry.position.take() else {
-                return;
-            };
-            if level == OVERFLOW {
-                self.overflow.retain(|&k| k != key);
-                return;
-            }
-            (level as usize, slot as usize, entry.prev, entry.next)
-        };
+        let entry = &self.entries[key];
+        let (level, slot) = entry.position;
+        if level == OVERFLOW {
+            self.overflow.retain(|&k| k != key);
+            return;
+        }
+        let (level, slot, prev, next) = (level as usize, slot as usize, entry.prev, entry.next);
         if prev == NIL {
             self.levels[level].heads[slot] = next;
         } else {
@@ -253,7 +258,8 @@ impl Wheel {
     }
 
     /// Advances the wheel to `now`, handing the wakers of every timer whose
-    /// deadline is `<= now` to `fire`, in deadline order slot by slot.
+    /// deadline is `<= now` to `fire`, in deadline order slot by slot. A
+    /// fired timer leaves the wheel at once.
     pub(crate) fn advance(&mut self, now: u64, mut fire: impl FnMut(Waker)) {
         loop {
             let next_slot = self.next_due_slot();
@@ -261,7 +267,6 @@ impl Wheel {
                 if rotation <= now && next_slot.is_none_or(|(_, _, due)| rotation < due) {
                     self.elapsed = rotation;
                     for key in std::mem::take(&mut self.overflow) {
-                        self.entries[key].position = None;
                         self.link(key);
                     }
                     continue;
@@ -280,15 +285,10 @@ impl Wheel {
             self.levels[level].occupied &= !(1 << slot);
             while cursor != NIL {
                 let key = cursor as usize;
-                let entry = &mut self.entries[key];
+                let entry = &self.entries[key];
                 cursor = entry.next;
-                entry.position = None;
-                entry.prev = NIL;
-                entry.next = NIL;
                 if entry.deadline <= now {
-                    if let Some(waker) = entry.waker.take() {
-                        fire(waker);
-                    }
+                    fire(self.entries.remove(key).waker);
                 } else {
                     self.link(key);
                 }
@@ -378,17 +378,42 @@ mod tests {
         let mut wheel = Wheel::new();
         let a = wheel.insert(10, waker(1, &log)).unwrap();
         let b = wheel.insert(10, waker(2, &log)).unwrap();
-        let c = wheel.insert(10, waker(3, &log)).unwrap();
-        assert!(wheel.remove(b).is_some());
+        wheel.insert(10, waker(3, &log)).unwrap();
+        assert!(wheel.cancel(b, 10).is_some());
         fire_all(&mut wheel, 10);
         assert_eq!(
             *log.lock().unwrap(),
             vec![1, 3],
             "same deadline: registration order"
         );
-        assert!(wheel.is_fired(a) && wheel.is_fired(c));
-        assert!(wheel.remove(a).is_none(), "a fired timer has no waker left");
+        assert_eq!(wheel.pending(), 0, "fired timers left the wheel");
+        assert!(
+            wheel.cancel(a, 10).is_none(),
+            "a fired timer has no waker left"
+        );
+        assert!(!wheel.set_waker(a, 10, &waker(4, &log)));
         assert_eq!(wheel.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_fired_timers_key_may_serve_a_new_timer_and_its_holder_leaves_it_alone() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut wheel = Wheel::new();
+        let old = wheel.insert(5, waker(1, &log)).unwrap();
+        fire_all(&mut wheel, 5);
+        assert_eq!(*log.lock().unwrap(), vec![1]);
+        assert!(wheel.elapsed() >= 5, "the holder can tell its timer fired");
+        let new = wheel.insert(20, waker(2, &log)).unwrap();
+        assert_eq!(new, old, "the slab reuses the freed key");
+        // The first timer's holder, seeing its deadline passed, touches nothing.
+        assert!(wheel.cancel(old, 5).is_none());
+        assert!(!wheel.set_waker(old, 5, &waker(3, &log)));
+        fire_all(&mut wheel, 20);
+        assert_eq!(
+            *log.lock().unwrap(),
+            vec![1, 2],
+            "the new timer still fires"
+        );
     }
 
     #[test]

@@ -321,6 +321,67 @@ fn case_08_all_tasks() {
     });
 }
 
+/// The registry reuses the keys of finished tasks (their slots are left
+/// stale until reused): after waves of tasks finishing and new ones taking
+/// their keys, `all_tasks()` lists exactly the unfinished ones, and the
+/// runtime's shutdown cancels exactly those.
+#[test]
+fn all_tasks_lists_exactly_the_unfinished_tasks_after_keys_are_reused() {
+    struct CountDrop(Arc<AtomicUsize>);
+    impl Drop for CountDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    within_limit(|| {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let rt = rt(2);
+        let parked = rt
+            .block_on({
+                let dropped = dropped.clone();
+                async move {
+                    let me = spindle::current_task()?.unwrap().id();
+                    let mut parked = HashSet::new();
+                    for wave in 0..4u64 {
+                        let mut finishing = Vec::new();
+                        for i in 0..300u64 {
+                            // Every third task of a wave parks for good; the
+                            // others finish and free their keys.
+                            if (i + wave) % 3 == 0 {
+                                let guard = CountDrop(dropped.clone());
+                                let task = spindle::spawn(async move {
+                                    let _guard = guard;
+                                    Promise::<()>::new().await
+                                });
+                                parked.insert(task.id());
+                            } else {
+                                finishing.push(spindle::spawn(async { spindle::Ok(()) }));
+                            }
+                        }
+                        for task in finishing {
+                            task.await?;
+                        }
+                        let listed: HashSet<_> = spindle::all_tasks()?
+                            .iter()
+                            .map(|t| t.id())
+                            .filter(|&id| id != me)
+                            .collect();
+                        assert_eq!(listed, parked, "after wave {wave}");
+                    }
+                    spindle::Ok(parked.len())
+                }
+            })
+            .unwrap();
+        assert_eq!(dropped.load(Ordering::SeqCst), 0);
+        drop(rt);
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            parked,
+            "shutdown ends every parked task, and only those"
+        );
+    });
+}
+
 /// asyncio's all_tasks() lists only tasks that are not done. A task is done
 /// (`done()` is true) while its done callbacks run; it must not be listed then
 /// (observed from another thread while a callback of the task is running).

@@ -191,7 +191,11 @@ impl Shared {
         let hidden = spawn.hidden;
         // References: the queue's, plus the handle's and the registry's.
         let refs = if hidden { 1 } else { 3 };
-        let raw = RawTask::allocate(future, TaskId::next(), self.clone(), spawn, refs);
+        let id = TaskId::next();
+        if !hidden {
+            self.registry.prefetch_slot(id);
+        }
+        let raw = RawTask::allocate(future, id, self.clone(), spawn, refs);
         self.live.fetch_add(1, AcqRel);
         let accepted = if hidden {
             !self.closed.load(SeqCst)

@@ -6,17 +6,27 @@
 //! for the registry, given back when the task completes.
 //!
 //! A shard is a vector of slots indexed by the key stored in the task's
-//! header, and a stack of the free keys. Registering and unregistering only
-//! *write* the task's slot; a slab's free list, threaded through its slots,
-//! also *loads* one slot per spawn and per completion (cold with a million
-//! tasks). Measured: 8 fewer heap bytes per task and fewer instructions; the
-//! store miss itself is still paid, at the task's next atomic operation.
-//! The most recently freed key is reused first, while its line may still be
-//! cached.
+//! header, and a stack of the free keys. Registering writes the task's
+//! slot; unregistering only pushes the key on the free stack: a free key's
+//! slot keeps a stale pointer that nothing dereferences, because the rare
+//! walks over the slots (`snapshot`, `close`) first mark the free keys and
+//! skip them. A slot written at completion, in completion order, was a
+//! cache miss per task with a million tasks (a slab's free list, threaded
+//! through its slots, would also *load* one slot per spawn). The most
+//! recently freed key is reused first.
+//!
+//! That slot's line is then usually cold (last written when the key was
+//! first used), and the store miss stalls the unlock that follows it. So each
+//! shard keeps the address of the slot its next registration will write, and
+//! a spawn prefetches that line before it builds the task
+//! ([`Registry::prefetch_slot`]); the address is a hint, read without the
+//! lock, and a prefetch of a stale one is harmless.
 
 use super::raw::{RawTask, NOT_REGISTERED};
 use super::AnyTask;
-use crate::loom::{lock, Mutex};
+use super::TaskId;
+use crate::loom::{lock, AtomicPtr, Mutex};
+use std::sync::atomic::Ordering::Relaxed;
 
 pub(crate) struct Registry {
     shards: Box<[Padded]>,
@@ -25,11 +35,17 @@ pub(crate) struct Registry {
 /// A shard on cache lines of its own: a spawn on one thread and a
 /// completion on another that use neighbouring shards do not contend.
 #[repr(align(128))]
-struct Padded(Mutex<Shard>);
+struct Padded {
+    shard: Mutex<Shard>,
+    /// The slot the shard's next registration will write (see the module
+    /// documentation): a prefetch hint, written under the lock.
+    next_slot: AtomicPtr<RawTask>,
+}
 
 struct Shard {
-    /// The registered tasks by key; `None` marks a free slot.
-    slots: Vec<Option<RawTask>>,
+    /// The registered tasks by key. The slot of a key in `free` is stale:
+    /// its task may be gone.
+    slots: Vec<RawTask>,
     /// The keys of the free slots, the most recently freed last.
     free: Vec<u32>,
     /// The runtime shut down: nothing may register any more.
@@ -42,32 +58,49 @@ impl Registry {
         let count = min_shards.max(1).next_power_of_two();
         Registry {
             shards: (0..count)
-                .map(|_| {
-                    Padded(Mutex::new(Shard {
+                .map(|_| Padded {
+                    shard: Mutex::new(Shard {
                         slots: Vec::new(),
                         free: Vec::new(),
                         closed: false,
-                    }))
+                    }),
+                    next_slot: AtomicPtr::new(std::ptr::null_mut()),
                 })
                 .collect(),
         }
     }
 
-    fn shard(&self, task: RawTask) -> &Mutex<Shard> {
-        let index = task.header().id.as_u64() as usize & (self.shards.len() - 1);
-        &self.shards[index].0
+    fn padded(&self, id: TaskId) -> &Padded {
+        &self.shards[id.as_u64() as usize & (self.shards.len() - 1)]
+    }
+
+    /// Starts loading, for writing, the slot that registering the task `id`
+    /// will probably write: called before the task is built, so that the
+    /// miss overlaps that work instead of stalling the registration's unlock.
+    pub(crate) fn prefetch_slot(&self, id: TaskId) {
+        let slot = self.padded(id).next_slot.load(Relaxed);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint that never faults, whatever the
+        // address (a stale one included); SSE is part of x86_64.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(slot.cast::<i8>());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = slot;
     }
 
     /// Registers a task, taking over one of its references. Returns `false`
     /// (and takes nothing) once the registry is closed.
     pub(crate) fn insert(&self, task: RawTask) -> bool {
-        let mut shard = lock(self.shard(task));
+        let padded = self.padded(task.header().id);
+        let mut shard = lock(&padded.shard);
         if shard.closed {
             return false;
         }
         let key = match shard.free.pop() {
             Some(key) => {
-                shard.slots[key as usize] = Some(task);
+                shard.slots[key as usize] = task;
                 key
             }
             None => {
@@ -78,10 +111,11 @@ impl Registry {
                     .ok()
                     .filter(|&key| key != NOT_REGISTERED)
                     .expect("more than 4 billion unfinished tasks in one registry shard");
-                shard.slots.push(Some(task));
+                shard.slots.push(task);
                 key
             }
         };
+        padded.next_slot.store(shard.next_slot(), Relaxed);
         // SAFETY: `registry_key` is guarded by this shard's lock, held here.
         unsafe { *task.header().registry_key.get() = key };
         true
@@ -91,15 +125,17 @@ impl Registry {
     /// caller then owns the registry's reference and must drop it.
     #[must_use]
     pub(crate) fn remove(&self, task: RawTask) -> bool {
-        let mut shard = lock(self.shard(task));
+        let padded = self.padded(task.header().id);
+        let mut shard = lock(&padded.shard);
         // SAFETY: `registry_key` is guarded by this shard's lock, held here.
         let key =
             unsafe { std::mem::replace(&mut *task.header().registry_key.get(), NOT_REGISTERED) };
         if key == NOT_REGISTERED {
             return false;
         }
-        shard.slots[key as usize] = None;
+        // The slot is left stale (see the module documentation).
         shard.free.push(key);
+        padded.next_slot.store(shard.next_slot(), Relaxed);
         true
     }
 
@@ -109,15 +145,13 @@ impl Registry {
     /// never listed (asyncio's `all_tasks`).
     pub(crate) fn snapshot(&self) -> Vec<AnyTask> {
         let mut tasks = Vec::new();
-        for Padded(shard) in self.shards.iter() {
-            let shard = lock(shard);
+        for padded in self.shards.iter() {
+            let shard = lock(&padded.shard);
             tasks.extend(
                 shard
-                    .slots
-                    .iter()
-                    .flatten()
+                    .registered()
                     .filter(|raw| !raw.header().state.load().is_complete())
-                    .map(|raw| AnyTask::clone_from_raw(*raw)),
+                    .map(AnyTask::clone_from_raw),
             );
         }
         tasks
@@ -127,16 +161,44 @@ impl Registry {
     /// the registry's reference.
     pub(crate) fn close(&self) -> Vec<RawTask> {
         let mut left = Vec::new();
-        for Padded(shard) in self.shards.iter() {
-            let mut shard = lock(shard);
+        for padded in self.shards.iter() {
+            let mut shard = lock(&padded.shard);
             shard.closed = true;
+            let registered: Vec<RawTask> = shard.registered().collect();
+            shard.slots = Vec::new();
             shard.free = Vec::new();
-            for raw in std::mem::take(&mut shard.slots).into_iter().flatten() {
+            for raw in registered {
                 // SAFETY: guarded by this shard's lock, held here.
                 unsafe { *raw.header().registry_key.get() = NOT_REGISTERED };
                 left.push(raw);
             }
         }
         left
+    }
+}
+
+impl Shard {
+    /// The address of the slot the next registration will write (the last
+    /// freed key's, or the one past the end); only ever prefetched.
+    fn next_slot(&self) -> *mut RawTask {
+        let key = self
+            .free
+            .last()
+            .map_or(self.slots.len(), |&key| key as usize);
+        self.slots.as_ptr().wrapping_add(key).cast_mut()
+    }
+
+    /// The registered tasks: the slots whose keys are not free (a free
+    /// key's slot is stale and is not read).
+    fn registered(&self) -> impl Iterator<Item = RawTask> + '_ {
+        let mut free = vec![false; self.slots.len()];
+        for &key in &self.free {
+            free[key as usize] = true;
+        }
+        self.slots
+            .iter()
+            .zip(free)
+            .filter(|(_, free)| !free)
+            .map(|(raw, _)| *raw)
     }
 }

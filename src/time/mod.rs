@@ -75,7 +75,14 @@ pub(crate) struct WheelSlot {
     /// leads the wheel's own): a timer whose deadline is at most this has
     /// fired and left the wheel.
     elapsed: AtomicU64,
+    /// The vector the last [`Timers::process`] of this wheel collected its
+    /// wakers in, kept for the next (a batch of a hundred thousand timers
+    /// used to grow a new one each time).
+    spare: Mutex<Vec<Waker>>,
 }
+
+/// The most wakers a wheel's spare vector keeps room for (256 KiB).
+const SPARE_WAKERS: usize = 16 * 1024;
 
 /// A registered timer: its wheel (kept alive by the entry), its key and its
 /// deadline (which tells whether it fired: the key may serve another timer
@@ -136,6 +143,7 @@ impl Timers {
                         wheel: Mutex::new(Wheel::new()),
                         next: AtomicU64::new(NONE),
                         elapsed: AtomicU64::new(0),
+                        spare: Mutex::new(Vec::new()),
                     })
                 })
                 .collect(),
@@ -200,7 +208,7 @@ impl Timers {
         if slot.next.load(Relaxed) > now {
             return 0;
         }
-        let mut fired = Vec::new();
+        let mut fired = std::mem::take(&mut *lock(&slot.spare));
         {
             let mut guard = lock(&slot.wheel);
             guard.advance(now, |waker| fired.push(waker));
@@ -208,8 +216,11 @@ impl Timers {
             Self::refresh(slot, &guard);
         }
         let count = fired.len();
-        for waker in fired {
+        for waker in fired.drain(..) {
             waker.wake();
+        }
+        if fired.capacity() <= SPARE_WAKERS {
+            *lock(&slot.spare) = fired;
         }
         count
     }

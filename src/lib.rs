@@ -43,6 +43,7 @@ mod group;
 pub mod io;
 mod loom;
 pub mod net;
+mod prefetch;
 pub mod queue;
 pub mod runtime;
 mod scheduler;

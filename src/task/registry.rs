@@ -78,16 +78,7 @@ impl Registry {
     /// will probably write: called before the task is built, so that the
     /// miss overlaps that work instead of stalling the registration's unlock.
     pub(crate) fn prefetch_slot(&self, id: TaskId) {
-        let slot = self.padded(id).next_slot.load(Relaxed);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is a hint that never faults, whatever the
-        // address (a stale one included); SSE is part of x86_64.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(slot.cast::<i8>());
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = slot;
+        crate::prefetch::prefetch(self.padded(id).next_slot.load(Relaxed));
     }
 
     /// Registers a task, taking over one of its references. Returns `false`

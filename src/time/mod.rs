@@ -84,6 +84,10 @@ pub(crate) struct WheelSlot {
 /// The most wakers a wheel's spare vector keeps room for (256 KiB).
 const SPARE_WAKERS: usize = 16 * 1024;
 
+/// How many wakers ahead of the one being woken a firing prefetches the
+/// woken task's header.
+const WAKE_PREFETCH_DISTANCE: usize = 8;
+
 /// A registered timer: its wheel (kept alive by the entry), its key and its
 /// deadline (which tells whether it fired: the key may serve another timer
 /// once this one fired).
@@ -216,9 +220,15 @@ impl Timers {
             Self::refresh(slot, &guard);
         }
         let count = fired.len();
-        for waker in fired.drain(..) {
-            waker.wake();
+        for index in 0..count {
+            // The woken task's header is cold after a large batch: start
+            // loading a later one while this one is woken.
+            if let Some(ahead) = fired.get(index + WAKE_PREFETCH_DISTANCE) {
+                crate::prefetch::prefetch(ahead.data());
+            }
+            std::mem::replace(&mut fired[index], Waker::noop().clone()).wake();
         }
+        fired.clear();
         if fired.capacity() <= SPARE_WAKERS {
             *lock(&slot.spare) = fired;
         }

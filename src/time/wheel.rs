@@ -7,18 +7,27 @@
 //! Each level keeps a 64-bit occupancy bitmap, so finding the next expiring
 //! slot is a rotate and a `trailing_zeros` per level.
 //!
-//! A timer is an entry in a slab, linked into its slot's doubly linked list
-//! by slab indices: inserting and cancelling are O(1). When a slot of a
-//! level above 0 comes due, its entries move down to the level that matches
-//! their remaining time ("cascading"); entries of a level-0 slot fire.
+//! A timer is an entry in a vector, indexed by its key (free keys are kept
+//! on a stack, the most recently freed reused first). Each slot lists its
+//! timers' keys in registration order, so timers with the same deadline
+//! fire in the order they were registered, as asyncio's do; the entry
+//! records where its key sits in that list, and cancelling writes a
+//! tombstone there: inserting and cancelling are O(1) and touch one entry.
+//! When a slot of a level above 0 comes due, its entries move down to the
+//! level that matches their remaining time ("cascading"); entries of a
+//! level-0 slot fire. A slot's list is read in order, so the entries it
+//! names are prefetched a few keys ahead (a linked list through the entries
+//! could only load one entry after another, each a cache miss with a
+//! million timers).
 //!
-//! A timer leaves the slab as it fires, while its entry is in the cache, and
-//! its key may then serve a new timer. So the holder of a key tells a fired
-//! timer from a pending one by its deadline, not by its key: **a timer with
-//! deadline `d` is in the wheel if and only if `d > elapsed`** (insert refuses
-//! `d <= elapsed`; `advance(now)` fires every entry with `d <= now` and ends
-//! with `elapsed >= now`). The holder needs no second look at the entry,
-//! which firing a large batch has long evicted from the cache.
+//! A timer leaves the wheel as it fires, while its entry is in the cache,
+//! and its key may then serve a new timer. So the holder of a key tells a
+//! fired timer from a pending one by its deadline, not by its key: **a timer
+//! with deadline `d` is in the wheel if and only if `d > elapsed`** (insert
+//! refuses `d <= elapsed`; `advance(now)` fires every entry with `d <= now`
+//! and ends with `elapsed >= now`). The holder needs no second look at the
+//! entry, which firing a large batch has long evicted from the cache.
+//!
 //! Deadlines beyond the current rotation of the top level (about two years
 //! ahead) wait in an overflow list and are re-inserted when the top level
 //! starts its next rotation, so any deadline, however far, is handled
@@ -27,7 +36,6 @@
 //! The wheel itself is single-threaded; the runtime keeps one per worker
 //! behind that worker's own lock (see `time::Timers`).
 
-use slab::Slab;
 use std::task::Waker;
 
 /// Number of levels.
@@ -36,9 +44,15 @@ const SLOTS: usize = 64;
 const SLOT_BITS: u32 = 6;
 /// The ticks of one rotation of the top level, minus one.
 const ROTATION_MASK: u64 = (1 << (SLOT_BITS * LEVELS as u32)) - 1;
-const NIL: u32 = u32::MAX;
-/// The `position` level of an entry in the overflow list.
-const OVERFLOW: u8 = u8::MAX;
+/// The index of the overflow list, after the `LEVELS * SLOTS` slot lists.
+const OVERFLOW: usize = LEVELS * SLOTS;
+/// A cancelled timer's place in its list.
+const TOMBSTONE: u32 = u32::MAX;
+/// A list emptied with room for more keys than this gives its memory back.
+const KEEP_ROOM: usize = 1024;
+/// How many keys ahead of the entry being fired or cascaded a slot's
+/// entries are prefetched.
+const PREFETCH_DISTANCE: usize = 8;
 
 /// The key of a timer in its wheel.
 pub(crate) type TimerKey = usize;
@@ -46,27 +60,35 @@ pub(crate) type TimerKey = usize;
 struct Entry {
     /// The real deadline, in ticks.
     deadline: u64,
-    waker: Waker,
-    /// Where the entry is linked: (level, slot), or ([`OVERFLOW`], 0).
-    position: (u8, u8),
-    prev: u32,
-    next: u32,
+    /// `None` while the key is free.
+    waker: Option<Waker>,
+    /// The list holding the key: `level * SLOTS + slot`, or [`OVERFLOW`].
+    list: u32,
+    /// The key's index in that list.
+    index: u32,
 }
 
-struct Level {
-    occupied: u64,
-    heads: [u32; SLOTS],
-    tails: [u32; SLOTS],
+/// The keys of one slot's timers, in registration order, with tombstones
+/// where timers were cancelled.
+#[derive(Default)]
+struct List {
+    keys: Vec<u32>,
+    /// Keys that are not tombstones.
+    live: u32,
 }
 
 /// One timing wheel.
 pub(crate) struct Wheel {
     /// Ticks up to which the wheel has been advanced.
     elapsed: u64,
-    levels: [Level; LEVELS],
-    entries: Slab<Entry>,
-    /// Timers due after the top level's current rotation.
-    overflow: Vec<TimerKey>,
+    /// Per level, the slots whose list has a live key.
+    occupied: [u64; LEVELS],
+    /// The slot lists of every level, then the overflow list: timers due
+    /// after the top level's current rotation.
+    lists: Box<[List]>,
+    entries: Vec<Entry>,
+    /// The free keys, the most recently freed last.
+    free: Vec<u32>,
 }
 
 /// The level at which a deadline `when` sits, seen from `elapsed`: the
@@ -91,20 +113,17 @@ impl Wheel {
     pub(crate) fn new() -> Wheel {
         Wheel {
             elapsed: 0,
-            levels: std::array::from_fn(|_| Level {
-                occupied: 0,
-                heads: [NIL; SLOTS],
-                tails: [NIL; SLOTS],
-            }),
-            entries: Slab::new(),
-            overflow: Vec::new(),
+            occupied: [0; LEVELS],
+            lists: (0..=OVERFLOW).map(|_| List::default()).collect(),
+            entries: Vec::new(),
+            free: Vec::new(),
         }
     }
 
     /// Number of timers that have not fired or been removed.
     #[cfg(test)]
     pub(crate) fn pending(&self) -> usize {
-        self.entries.len()
+        self.entries.len() - self.free.len()
     }
 
     /// Ticks up to which the wheel has fired: a timer whose deadline is at
@@ -119,18 +138,27 @@ impl Wheel {
         if deadline <= self.elapsed {
             return None;
         }
-        let key = self.entries.insert(Entry {
-            deadline,
-            waker,
-            position: (0, 0),
-            prev: NIL,
-            next: NIL,
-        });
-        if key >= NIL as usize {
-            // More than four billion live timers: refuse rather than corrupt links.
-            self.entries.remove(key);
-            panic!("spindle: too many live timers on one worker");
-        }
+        let key = match self.free.pop() {
+            Some(key) => key as usize,
+            None => {
+                // Keys and list indices are u32 (TOMBSTONE excluded): this
+                // needs more than four billion live timers on one worker.
+                let key = u32::try_from(self.entries.len())
+                    .ok()
+                    .filter(|&key| key != TOMBSTONE)
+                    .expect("spindle: too many live timers on one worker");
+                self.entries.push(Entry {
+                    deadline,
+                    waker: None,
+                    list: 0,
+                    index: 0,
+                });
+                key as usize
+            }
+        };
+        let entry = &mut self.entries[key];
+        entry.deadline = deadline;
+        entry.waker = Some(waker);
         self.link(key);
         Some(key)
     }
@@ -143,8 +171,9 @@ impl Wheel {
         }
         let entry = &mut self.entries[key];
         debug_assert_eq!(entry.deadline, deadline, "a key used after its timer fired");
-        if !entry.waker.will_wake(waker) {
-            entry.waker = waker.clone();
+        match &mut entry.waker {
+            Some(existing) if existing.will_wake(waker) => {}
+            slot => *slot = Some(waker.clone()),
         }
         true
     }
@@ -155,77 +184,74 @@ impl Wheel {
         if deadline <= self.elapsed {
             return None;
         }
-        debug_assert_eq!(
-            self.entries[key].deadline, deadline,
-            "a key used after its timer fired"
-        );
-        self.unlink(key);
-        Some(self.entries.remove(key).waker)
+        let entry = &mut self.entries[key];
+        debug_assert_eq!(entry.deadline, deadline, "a key used after its timer fired");
+        let waker = entry.waker.take();
+        let (list_index, index) = (entry.list as usize, entry.index as usize);
+        self.free.push(key as u32);
+        let list = &mut self.lists[list_index];
+        list.keys[index] = TOMBSTONE;
+        list.live -= 1;
+        if list.live == 0 {
+            if list.keys.capacity() > KEEP_ROOM {
+                list.keys = Vec::new();
+            } else {
+                list.keys.clear();
+            }
+            if list_index != OVERFLOW {
+                self.occupied[list_index / SLOTS] &= !(1 << (list_index % SLOTS));
+            }
+        }
+        waker
     }
 
+    /// Appends the key to the list that matches its deadline.
     fn link(&mut self, key: TimerKey) {
         let deadline = self.entries[key].deadline;
-        if (self.elapsed ^ deadline) > ROTATION_MASK {
-            self.entries[key].position = (OVERFLOW, 0);
-            self.overflow.push(key);
-            return;
-        }
-        let level = level_for(self.elapsed, deadline);
-        let slot = slot_for(deadline, level);
-        // Appended at the tail: timers with the same deadline fire in the
-        // order they were registered, as asyncio's do.
-        let tail = self.levels[level].tails[slot];
-        {
-            let entry = &mut self.entries[key];
-            entry.position = (level as u8, slot as u8);
-            entry.prev = tail;
-            entry.next = NIL;
-        }
-        let level = &mut self.levels[level];
-        if tail == NIL {
-            level.heads[slot] = key as u32;
+        let list_index = if (self.elapsed ^ deadline) > ROTATION_MASK {
+            OVERFLOW
         } else {
-            self.entries[tail as usize].next = key as u32;
-        }
-        level.tails[slot] = key as u32;
-        level.occupied |= 1 << slot;
+            let level = level_for(self.elapsed, deadline);
+            let slot = slot_for(deadline, level);
+            self.occupied[level] |= 1 << slot;
+            level * SLOTS + slot
+        };
+        let list = &mut self.lists[list_index];
+        let entry = &mut self.entries[key];
+        entry.list = list_index as u32;
+        entry.index = list.keys.len() as u32;
+        list.keys.push(key as u32);
+        list.live += 1;
     }
 
-    fn unlink(&mut self, key: TimerKey) {
-        let entry = &self.entries[key];
-        let (level, slot) = entry.position;
-        if level == OVERFLOW {
-            self.overflow.retain(|&k| k != key);
-            return;
+    /// Empties a list, handing back its keys (tombstones included) in order.
+    fn take_list(&mut self, list_index: usize) -> Vec<u32> {
+        if list_index != OVERFLOW {
+            self.occupied[list_index / SLOTS] &= !(1 << (list_index % SLOTS));
         }
-        let (level, slot, prev, next) = (level as usize, slot as usize, entry.prev, entry.next);
-        if prev == NIL {
-            self.levels[level].heads[slot] = next;
-        } else {
-            self.entries[prev as usize].next = next;
-        }
-        if next == NIL {
-            self.levels[level].tails[slot] = prev;
-        } else {
-            self.entries[next as usize].prev = prev;
-        }
-        if self.levels[level].heads[slot] == NIL {
-            self.levels[level].occupied &= !(1 << slot);
+        let list = &mut self.lists[list_index];
+        list.live = 0;
+        std::mem::take(&mut list.keys)
+    }
+
+    /// Gives an emptied list's vector back for reuse, unless it is large.
+    fn return_list(&mut self, list_index: usize, mut keys: Vec<u32>) {
+        keys.clear();
+        let list = &mut self.lists[list_index];
+        if keys.capacity() <= KEEP_ROOM && list.keys.capacity() == 0 {
+            list.keys = keys;
         }
     }
 
     /// The next slot to come due: `(level, slot, tick at which it is due)`.
     fn next_due_slot(&self) -> Option<(usize, usize, u64)> {
-        for (index, level) in self.levels.iter().enumerate() {
-            if level.occupied == 0 {
+        for (index, &occupied) in self.occupied.iter().enumerate() {
+            if occupied == 0 {
                 continue;
             }
             let shift = index as u32 * SLOT_BITS;
             let position = ((self.elapsed >> shift) as usize) & (SLOTS - 1);
-            let distance = level
-                .occupied
-                .rotate_right(position as u32)
-                .trailing_zeros() as usize;
+            let distance = occupied.rotate_right(position as u32).trailing_zeros() as usize;
             let slot = (position + distance) % SLOTS;
             let level_span = 1u64 << (shift + SLOT_BITS);
             let level_start = self.elapsed & !(level_span - 1);
@@ -241,7 +267,7 @@ impl Wheel {
     /// When the overflow list must be re-inserted: the start of the top
     /// level's next rotation.
     fn next_rotation(&self) -> Option<u64> {
-        (!self.overflow.is_empty()).then(|| (self.elapsed | ROTATION_MASK).saturating_add(1))
+        (self.lists[OVERFLOW].live > 0).then(|| (self.elapsed | ROTATION_MASK).saturating_add(1))
     }
 
     /// The earliest tick at which [`advance`](Self::advance) has work to do.
@@ -266,9 +292,11 @@ impl Wheel {
             if let Some(rotation) = self.next_rotation() {
                 if rotation <= now && next_slot.is_none_or(|(_, _, due)| rotation < due) {
                     self.elapsed = rotation;
-                    for key in std::mem::take(&mut self.overflow) {
-                        self.link(key);
+                    let keys = self.take_list(OVERFLOW);
+                    for &key in keys.iter().filter(|&&key| key != TOMBSTONE) {
+                        self.link(key as usize);
                     }
+                    self.return_list(OVERFLOW, keys);
                     continue;
                 }
             }
@@ -279,20 +307,32 @@ impl Wheel {
                 break;
             }
             self.elapsed = self.elapsed.max(due);
-            let mut cursor = self.levels[level].heads[slot];
-            self.levels[level].heads[slot] = NIL;
-            self.levels[level].tails[slot] = NIL;
-            self.levels[level].occupied &= !(1 << slot);
-            while cursor != NIL {
-                let key = cursor as usize;
-                let entry = &self.entries[key];
-                cursor = entry.next;
-                if entry.deadline <= now {
-                    fire(self.entries.remove(key).waker);
+            let list_index = level * SLOTS + slot;
+            let keys = self.take_list(list_index);
+            for (position, &key) in keys.iter().enumerate() {
+                if let Some(&ahead) = keys.get(position + PREFETCH_DISTANCE) {
+                    crate::prefetch::prefetch(self.entries.as_ptr().wrapping_add(ahead as usize));
+                }
+                if key == TOMBSTONE {
+                    continue;
+                }
+                if level == 0 {
+                    // A level-0 slot holds one tick: every deadline in it is `due`.
+                    let entry = &mut self.entries[key as usize];
+                    debug_assert_eq!(entry.deadline, due);
+                    let waker = entry.waker.take().expect("a timer in a list has its waker");
+                    self.free.push(key);
+                    fire(waker);
                 } else {
-                    self.link(key);
+                    // Cascading, even a timer already due: the slot spans
+                    // many ticks and its list is in registration order, so
+                    // firing from it would break deadline order. Seen from
+                    // `due`, the slot's start, every deadline in it belongs
+                    // to a lower level, never back to this list.
+                    self.link(key as usize);
                 }
             }
+            self.return_list(list_index, keys);
         }
         self.elapsed = self.elapsed.max(now);
     }
@@ -414,6 +454,79 @@ mod tests {
             vec![1, 2],
             "the new timer still fires"
         );
+    }
+
+    #[test]
+    fn cancelling_every_timer_of_a_slot_empties_it() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut wheel = Wheel::new();
+        let keys: Vec<_> = (0..3)
+            .map(|i| wheel.insert(700, waker(i, &log)).unwrap())
+            .collect();
+        let far = wheel.insert(ROTATION_MASK * 2, waker(9, &log)).unwrap();
+        for &key in &keys {
+            assert!(wheel.cancel(key, 700).is_some());
+        }
+        assert!(wheel.cancel(far, ROTATION_MASK * 2).is_some());
+        assert_eq!(wheel.pending(), 0);
+        assert_eq!(wheel.next_deadline(), None, "no slot left marked occupied");
+    }
+
+    /// Random inserts, cancels (of timers still pending, some after they
+    /// cascaded) and advances, checked against a plain ordered list: the
+    /// same timers fire, in deadline then registration order.
+    #[test]
+    fn matches_a_reference_model_under_random_operations() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut wheel = Wheel::new();
+        // (deadline, id, key) of the pending timers, in registration order.
+        let mut pending: Vec<(u64, u64, TimerKey)> = Vec::new();
+        let mut expected = Vec::new();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut now = 0u64;
+        for id in 0..20_000u64 {
+            match next(10) {
+                0..=5 => {
+                    let delay = match next(4) {
+                        0 => 1 + next(64),
+                        1 => 1 + next(5_000),
+                        2 => 1 + next(400_000),
+                        _ => ROTATION_MASK + next(1_000),
+                    };
+                    let deadline = now + delay;
+                    let key = wheel.insert(deadline, waker(id, &log)).unwrap();
+                    pending.push((deadline, id, key));
+                }
+                6 | 7 if !pending.is_empty() => {
+                    let (deadline, _, key) = pending.remove(next(pending.len() as u64) as usize);
+                    assert!(wheel.cancel(key, deadline).is_some());
+                }
+                _ => {
+                    now += next(3_000);
+                    fire_all(&mut wheel, now);
+                    let mut due: Vec<_> = pending.iter().filter(|t| t.0 <= now).copied().collect();
+                    due.sort_by_key(|&(deadline, id, _)| (deadline, id));
+                    expected.extend(due.iter().map(|&(_, id, _)| id));
+                    pending.retain(|t| t.0 > now);
+                    assert_eq!(*log.lock().unwrap(), expected, "at tick {now}");
+                    assert_eq!(wheel.pending(), pending.len());
+                }
+            }
+        }
+        while let Some(next_tick) = wheel.next_deadline() {
+            now = now.max(next_tick);
+            fire_all(&mut wheel, now);
+        }
+        pending.sort_by_key(|&(deadline, id, _)| (deadline, id));
+        expected.extend(pending.iter().map(|&(_, id, _)| id));
+        assert_eq!(*log.lock().unwrap(), expected);
+        assert_eq!(wheel.pending(), 0);
     }
 
     #[test]

@@ -50,6 +50,8 @@ const OVERFLOW: usize = LEVELS * SLOTS;
 const TOMBSTONE: u32 = u32::MAX;
 /// A list emptied with room for more keys than this gives its memory back.
 const KEEP_ROOM: usize = 1024;
+/// Tombstones a list may hold beyond its live keys before it is compacted.
+const COMPACT_SLACK: usize = 32;
 /// How many keys ahead of the entry being fired or cascaded a slot's
 /// entries are prefetched.
 const PREFETCH_DISTANCE: usize = 8;
@@ -201,8 +203,29 @@ impl Wheel {
             if list_index != OVERFLOW {
                 self.occupied[list_index / SLOTS] &= !(1 << (list_index % SLOTS));
             }
+            return waker;
+        }
+        // The usual timeout is cancelled soon after it was added, at the
+        // list's end: drop the trailing tombstones.
+        while list.keys.last() == Some(&TOMBSTONE) {
+            list.keys.pop();
+        }
+        // Cancels elsewhere (a long timer keeps the list alive while others
+        // come and go): compact once tombstones outnumber live keys, so a
+        // list's length stays within twice its live keys plus a constant.
+        if list.keys.len() > 2 * list.live as usize + COMPACT_SLACK {
+            self.compact(list_index);
         }
         waker
+    }
+
+    /// Removes a list's tombstones, keeping its live keys in order.
+    fn compact(&mut self, list_index: usize) {
+        let list = &mut self.lists[list_index];
+        list.keys.retain(|&key| key != TOMBSTONE);
+        for (index, &key) in list.keys.iter().enumerate() {
+            self.entries[key as usize].index = index as u32;
+        }
     }
 
     /// Appends the key to the list that matches its deadline.
@@ -470,6 +493,43 @@ mod tests {
         assert!(wheel.cancel(far, ROTATION_MASK * 2).is_some());
         assert_eq!(wheel.pending(), 0);
         assert_eq!(wheel.next_deadline(), None, "no slot left marked occupied");
+    }
+
+    #[test]
+    fn a_list_kept_alive_by_one_timer_does_not_grow_with_cancelled_ones() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut wheel = Wheel::new();
+        let long = wheel.insert(5_000, waker(0, &log)).unwrap();
+        let mut older = Vec::new();
+        for i in 0..10_000u64 {
+            // Cancelled at once (at the list's end) and cancelled later.
+            let quick = wheel.insert(5_001, waker(i, &log)).unwrap();
+            assert!(wheel.cancel(quick, 5_001).is_some());
+            older.push(wheel.insert(5_002, waker(i, &log)).unwrap());
+            if older.len() == 10 {
+                for key in older.drain(..5) {
+                    assert!(wheel.cancel(key, 5_002).is_some());
+                }
+            }
+        }
+        let longest = wheel
+            .lists
+            .iter()
+            .map(|list| list.keys.len())
+            .max()
+            .unwrap();
+        // At most 11 live timers share the list: the long one and 10 older.
+        assert!(
+            longest <= 2 * 11 + COMPACT_SLACK,
+            "a list holds {longest} keys"
+        );
+        assert!(wheel.cancel(long, 5_000).is_some());
+        fire_all(&mut wheel, 6_000);
+        assert_eq!(
+            log.lock().unwrap().len(),
+            older.len(),
+            "the live ones still fire"
+        );
     }
 
     /// Random inserts, cancels (of timers still pending, some after they

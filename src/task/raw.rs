@@ -60,9 +60,10 @@ pub(crate) struct Header {
     /// `registry_key` instead of padding the lock's data.
     pub(crate) cancel_requests: AtomicU32,
     /// The task's slot in the runtime's registry, [`NOT_REGISTERED`] when
-    /// not registered. Guarded by the lock of the registry shard the task
-    /// belongs to.
-    pub(crate) registry_key: UnsafeCell<u32>,
+    /// not registered. Written only under the lock of the registry shard the
+    /// task belongs to; an atomic so that a completing task may read it
+    /// without that lock (`Relaxed` everywhere: the lock orders the writes).
+    pub(crate) registry_key: AtomicU32,
 }
 
 /// The registry key of a task that is not in the registry (the registry
@@ -188,7 +189,7 @@ impl RawTask {
                         completion: Completion::new(),
                     }),
                     cancel_requests: AtomicU32::new(0),
-                    registry_key: UnsafeCell::new(NOT_REGISTERED),
+                    registry_key: AtomicU32::new(NOT_REGISTERED),
                 },
                 output: UnsafeCell::new(None),
             },

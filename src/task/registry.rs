@@ -52,6 +52,13 @@ struct Shard {
     closed: bool,
 }
 
+/// A finished task waiting, with its key, to leave the registry in a batch.
+pub(crate) struct Unregistering {
+    shard: u32,
+    key: u32,
+    task: RawTask,
+}
+
 impl Registry {
     /// A registry with a power-of-two number of shards, at least `min_shards`.
     pub(crate) fn new(min_shards: usize) -> Registry {
@@ -107,8 +114,7 @@ impl Registry {
             }
         };
         padded.next_slot.store(shard.next_slot(), Relaxed);
-        // SAFETY: `registry_key` is guarded by this shard's lock, held here.
-        unsafe { *task.header().registry_key.get() = key };
+        task.header().registry_key.store(key, Relaxed);
         true
     }
 
@@ -118,16 +124,49 @@ impl Registry {
     pub(crate) fn remove(&self, task: RawTask) -> bool {
         let padded = self.padded(task.header().id);
         let mut shard = lock(&padded.shard);
-        // SAFETY: `registry_key` is guarded by this shard's lock, held here.
-        let key =
-            unsafe { std::mem::replace(&mut *task.header().registry_key.get(), NOT_REGISTERED) };
-        if key == NOT_REGISTERED {
-            return false;
-        }
-        // The slot is left stale (see the module documentation).
-        shard.free.push(key);
+        let removed = shard.remove(task);
         padded.next_slot.store(shard.next_slot(), Relaxed);
-        true
+        removed
+    }
+
+    /// Takes a finished task's key (its header is hot at completion) for a
+    /// later [`remove_batch`](Self::remove_batch); `None` if it is not
+    /// registered. Until the batch is removed, its slot still holds the
+    /// registry's reference, which keeps the task alive.
+    pub(crate) fn take_key(&self, task: RawTask) -> Option<Unregistering> {
+        let header = task.header();
+        let key = header.registry_key.load(Relaxed);
+        if key == NOT_REGISTERED {
+            return None;
+        }
+        // Only `close` may race with this store, and it stores the same.
+        header.registry_key.store(NOT_REGISTERED, Relaxed);
+        Some(Unregistering {
+            shard: (header.id.as_u64() as usize & (self.shards.len() - 1)) as u32,
+            key,
+            task,
+        })
+    }
+
+    /// Frees the keys of a batch from [`take_key`](Self::take_key), one
+    /// lock per shard, and moves the tasks whose registry reference the
+    /// caller now owns into `released` (to drop after this returns:
+    /// dropping may run user code). A task of a shard closed meanwhile is
+    /// left alone, not even looked at: `close` took its reference.
+    pub(crate) fn remove_batch(&self, batch: &mut Vec<Unregistering>, released: &mut Vec<RawTask>) {
+        batch.sort_unstable_by_key(|entry| entry.shard);
+        for run in batch.chunk_by(|a, b| a.shard == b.shard) {
+            let padded = &self.shards[run[0].shard as usize];
+            let mut shard = lock(&padded.shard);
+            if shard.closed {
+                continue;
+            }
+            shard.free.extend(run.iter().map(|entry| entry.key));
+            padded.next_slot.store(shard.next_slot(), Relaxed);
+            drop(shard);
+            released.extend(run.iter().map(|entry| entry.task));
+        }
+        batch.clear();
     }
 
     /// Handles to every registered task that is not done. A completing task
@@ -159,8 +198,7 @@ impl Registry {
             shard.slots = Vec::new();
             shard.free = Vec::new();
             for raw in registered {
-                // SAFETY: guarded by this shard's lock, held here.
-                unsafe { *raw.header().registry_key.get() = NOT_REGISTERED };
+                raw.header().registry_key.store(NOT_REGISTERED, Relaxed);
                 left.push(raw);
             }
         }
@@ -169,6 +207,18 @@ impl Registry {
 }
 
 impl Shard {
+    /// Unregisters a task of this shard (its lock held); `true` if it was
+    /// registered. The slot is left stale (see the module documentation).
+    fn remove(&mut self, task: RawTask) -> bool {
+        let key = task.header().registry_key.load(Relaxed);
+        if key == NOT_REGISTERED {
+            return false;
+        }
+        task.header().registry_key.store(NOT_REGISTERED, Relaxed);
+        self.free.push(key);
+        true
+    }
+
     /// The address of the slot the next registration will write (the last
     /// freed key's, or the one past the end); only ever prefetched.
     fn next_slot(&self) -> *mut RawTask {

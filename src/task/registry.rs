@@ -21,6 +21,10 @@
 //! a spawn prefetches that line before it builds the task
 //! ([`Registry::prefetch_slot`]); the address is a hint, read without the
 //! lock, and a prefetch of a stale one is harmless.
+//!
+//! On a runtime with several workers, tasks completed on a worker leave in
+//! batches ([`Registry::take_key`], then [`Registry::remove_batch`]), one
+//! lock per shard per batch.
 
 use super::raw::{RawTask, NOT_REGISTERED};
 use super::AnyTask;
@@ -84,11 +88,15 @@ impl Registry {
         registry
     }
 
-    fn padded(&self, id: TaskId) -> &Padded {
-        &self.shards[id.as_u64() as usize & (self.shards.len() - 1)]
+    fn shard_index(&self, id: TaskId) -> usize {
+        id.as_u64() as usize & (self.shards.len() - 1)
     }
 
-    /// Starts loading, for writing, the slot that registering the task `id`
+    fn padded(&self, id: TaskId) -> &Padded {
+        &self.shards[self.shard_index(id)]
+    }
+
+    /// Starts loading the slot that registering the task `id`
     /// will probably write: called before the task is built, so that the
     /// miss overlaps that work instead of stalling the registration's unlock.
     pub(crate) fn prefetch_slot(&self, id: TaskId) {
@@ -141,15 +149,10 @@ impl Registry {
     /// registered. Until the batch is removed, its slot still holds the
     /// registry's reference, which keeps the task alive.
     pub(crate) fn take_key(&self, task: RawTask) -> Option<Unregistering> {
-        let header = task.header();
-        let key = header.registry_key.load(Relaxed);
-        if key == NOT_REGISTERED {
-            return None;
-        }
-        // Only `close` may race with this store, and it stores the same.
-        header.registry_key.store(NOT_REGISTERED, Relaxed);
+        // Only `close` may race with this, and it stores the same.
+        let key = take_registry_key(task)?;
         Some(Unregistering {
-            shard: (header.id.as_u64() as usize & (self.shards.len() - 1)) as u32,
+            shard: self.shard_index(task.header().id) as u32,
             key,
             task,
         })
@@ -217,11 +220,9 @@ impl Shard {
     /// Unregisters a task of this shard (its lock held); `true` if it was
     /// registered. The slot is left stale (see the module documentation).
     fn remove(&mut self, task: RawTask) -> bool {
-        let key = task.header().registry_key.load(Relaxed);
-        if key == NOT_REGISTERED {
+        let Some(key) = take_registry_key(task) else {
             return false;
-        }
-        task.header().registry_key.store(NOT_REGISTERED, Relaxed);
+        };
         self.free.push(key);
         true
     }
@@ -249,4 +250,16 @@ impl Shard {
             .filter(|(_, free)| !free)
             .map(|(raw, _)| *raw)
     }
+}
+
+/// Marks a task unregistered and returns the key it had (`None` if it had
+/// none). A plain load and store: the shard lock, or the task's completion
+/// on this thread, orders them (no read-modify-write needed).
+fn take_registry_key(task: RawTask) -> Option<u32> {
+    let key = task.header().registry_key.load(Relaxed);
+    if key == NOT_REGISTERED {
+        return None;
+    }
+    task.header().registry_key.store(NOT_REGISTERED, Relaxed);
+    Some(key)
 }

@@ -43,10 +43,11 @@
 //! worker): crossbeam's FIFO `Worker` reallocates its buffer when it fills
 //! and when it drains below a quarter, and with glibc each of those
 //! allocations (1 KiB and up) consolidates the freed small blocks first:
-//! a quarter of fib(27) through task groups. A fixed 256-slot stealable
-//! ring with a lock-guarded overflow list, which never allocates, ran the
-//! first fib(27) 30% faster (0.71 s against 1.0 s), but every later run
-//! took 1.4-1.7 s against 0.81-0.87 s, and skynet 1.6-1.8 s against
+//! about a quarter of fib(27) through task groups. A fixed 256-slot
+//! stealable ring with a lock-guarded overflow list, which never allocates,
+//! ran the first fib(27) of a process 30% faster (0.67-0.71 s against
+//! 0.98-1.02 s), but every later run took 1.3-1.7 s against 0.80-0.87 s,
+//! and skynet 1.6-1.8 s against
 //! 0.24-0.28 s: without those consolidations the small blocks freed by one
 //! burst of tasks stay scattered in glibc's fast bins and the next burst
 //! allocates from them (with `malloc_trim` between runs the ring stayed at

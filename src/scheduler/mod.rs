@@ -224,6 +224,8 @@ impl Shared {
         // SAFETY: the task is NOTIFIED and one of its references is the queue's.
         let notified = unsafe { Notified::from_raw(raw) };
         if accepted {
+            #[cfg(spindle_helgrind)]
+            raw.header().state.announce_first_queueing();
             self.schedule(notified, Schedule::Spawn);
         } else {
             RawTask::complete_unrun(notified, Error::runtime("the runtime has shut down"));

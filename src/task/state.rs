@@ -323,13 +323,19 @@ impl State {
 
     /// Tells helgrind about a task just initialized at its final address:
     /// the word is accessed only atomically (see
-    /// [`atomic_only`](crate::valgrind::atomic_only)), and the
-    /// initialization happens before the first transition of the task, which
-    /// takes place on whatever worker pops it from a run queue (whose
-    /// atomics helgrind does not see either).
+    /// [`atomic_only`](crate::valgrind::atomic_only)).
     #[cfg(spindle_helgrind)]
     pub(crate) fn announce_initialized(&self) {
         crate::valgrind::atomic_only(&self.word);
+    }
+
+    /// Tells helgrind that everything the spawner wrote to a new task (its
+    /// initialization, its registry key) happens before the task's first
+    /// transition, on whatever worker pops it from a run queue: that
+    /// hand-over goes through the queue's atomics, which helgrind does not
+    /// see, and through no transition of the word.
+    #[cfg(spindle_helgrind)]
+    pub(crate) fn announce_first_queueing(&self) {
         crate::valgrind::happens_before(&self.word);
     }
 }

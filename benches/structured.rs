@@ -21,6 +21,11 @@
 //!   - `spindle_task_group`: the halves are spawned into a `TaskGroup`
 //!     (`spindle::task_group`), the group is awaited, then the children's
 //!     results are read;
+//!   - `spindle_task_group_eager`: the same with the halves started
+//!     eagerly (`task::Builder::eager_start`, asyncio's `eager_start`): each
+//!     half runs inside its spawn up to its first suspension, and a half
+//!     that never suspends (here: all of them, depth first) is never
+//!     queued;
 //!   - `spindle_gather`: the halves are spawned and `spindle::gather`ed;
 //!   - `tokio_joinset`: the halves are spawned into a `JoinSet`, which is
 //!     drained with `join_next`;
@@ -118,6 +123,25 @@ fn spindle_fib_group(n: u64) -> BoxFuture<spindle::Result<u64>> {
         })
         .await?;
         // The group is done, so are its children.
+        spindle::Ok(a.take_result()? + b.take_result()?)
+    })
+}
+
+/// As [`spindle_fib_group`], with the halves started eagerly
+/// (`task::Builder::eager_start`): a half runs inside its spawn, up to its
+/// first suspension.
+fn spindle_fib_group_eager(n: u64) -> BoxFuture<spindle::Result<u64>> {
+    Box::pin(async move {
+        if n < 2 {
+            return spindle::Ok(n);
+        }
+        let eager = || spindle::task::Builder::new().eager_start(true);
+        let (a, b) = spindle::task_group(|tg| async move {
+            let a = tg.spawn_with(eager(), spindle_fib_group_eager(n - 1))?;
+            let b = tg.spawn_with(eager(), spindle_fib_group_eager(n - 2))?;
+            spindle::Ok((a, b))
+        })
+        .await?;
         spindle::Ok(a.take_result()? + b.take_result()?)
     })
 }
@@ -232,6 +256,14 @@ fn fib(c: &mut Criterion) {
                 let rt = spindle_rt(w);
                 group.bench("spindle_task_group", w, expected, || {
                     run_spindle_fib(&rt, spindle_fib_group, n, "spindle fib task_group")
+                });
+                group.bench("spindle_task_group_eager", w, expected, || {
+                    run_spindle_fib(
+                        &rt,
+                        spindle_fib_group_eager,
+                        n,
+                        "spindle fib eager task_group",
+                    )
                 });
                 group.bench("spindle_gather", w, expected, || {
                     run_spindle_fib(&rt, spindle_fib_gather, n, "spindle fib gather")

@@ -157,7 +157,7 @@ impl TaskGroup {
         T: Send + 'static,
         E: Into<Error>,
     {
-        let mut state = lock(&self.shared);
+        let state = lock(&self.shared);
         if !state.entered {
             return Err(Error::invalid_state("the TaskGroup has not been entered"));
         }
@@ -167,15 +167,21 @@ impl TaskGroup {
         if state.aborting {
             return Err(Error::invalid_state("the TaskGroup is shutting down"));
         }
-        let task = builder.try_spawn(future)?;
-        let key = state.children.insert(task.as_any().clone());
-        drop(state);
-        // asyncio adds `_on_task_done` as a done callback; an internal hook
-        // costs no allocation. If the child is already done it runs here and
-        // now: nothing of the group is locked at this point.
-        let group: Weak<dyn DoneHook> = Arc::downgrade(&self.shared) as Weak<Mutex<GroupState>>;
-        task.as_any().on_done_internal(HookRef::Weak(group), key);
-        Ok(task)
+        // The child is recorded in the group, and its done hook installed,
+        // before it starts: an eager child may finish at its start, and its
+        // failure must then find the group (asyncio 3.14's `create_task`).
+        let mut state = Some(state);
+        builder.try_spawn_recorded(future, |task| {
+            let mut state = state.take().expect("a task is recorded once");
+            let key = state.children.insert(task.as_any().clone());
+            drop(state);
+            // asyncio adds `_on_task_done` as a done callback; an internal
+            // hook costs no allocation. If the child is already done (the
+            // runtime has shut down) it runs here and now: nothing of the
+            // group is locked at this point.
+            let group: Weak<dyn DoneHook> = Arc::downgrade(&self.shared) as Weak<Mutex<GroupState>>;
+            task.as_any().on_done_internal(HookRef::Weak(group), key);
+        })
     }
 
     /// Runs `body` as the group's block (asyncio's `async with TaskGroup()`),

@@ -1,7 +1,7 @@
 //! Spec section A: scheduling, tasks, introspection
 //! (`/work/shared/spec/asyncio-semantics.md`, cases 1, 2, 6, 7, 8, 9).
 //!
-//! Cases 3 (sleep) and 4 (eager tasks) are out of scope here.
+//! Case 3 (sleep) is in `time.rs`, case 4 (eager tasks) in `eager_tasks.rs`.
 
 mod common;
 use common::{rt, within_limit};

@@ -19,7 +19,14 @@
 //!   by a worker go to the back of its queue, in deadline order;
 //! - woken during its own poll (`yield_now`, an exhausted budget): the back
 //!   of the queue, so it runs after everything already waiting;
-//! - from any other thread: the injector, and one sleeping worker is woken.
+//! - from any other thread: the injector, and one sleeping worker is woken;
+//! - spawned *eagerly* from a worker (asyncio's `eager_start`): nowhere at
+//!   first. Its first step runs inside the spawn, nested in the spawner's
+//!   step ([`WorkerCore::try_run_eagerly`]), and it is queued only if that
+//!   step yields (at the back, like a new task). At most
+//!   [`MAX_EAGER_DEPTH`] eager steps nest on one thread; past that, and
+//!   while timers or I/O events are being dispatched, an eager task is
+//!   queued like a lazy one.
 //!
 //! How a worker finds its next task ([`WorkerCore::next_task`], the order of
 //! crossbeam-deque's `find_task`): every [`GLOBAL_QUEUE_INTERVAL`] ticks the
@@ -96,6 +103,9 @@ const GLOBAL_QUEUE_INTERVAL: u32 = 61;
 const INJECTOR_BATCHES_AHEAD_OF_YIELD: usize = 32;
 /// Tasks a worker may take from its LIFO slot in a row.
 const MAX_LIFO_STREAK: u32 = 3;
+/// Eager first steps that may run nested in one another on one thread;
+/// a deeper eager spawn is queued like a lazy one.
+const MAX_EAGER_DEPTH: u32 = 64;
 
 /// Why a task is being scheduled; decides where it goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,6 +145,41 @@ pub(crate) struct Shared {
     /// Task blocks passed between the workers' caches (see `recycle`); none
     /// with one worker.
     block_pool: Option<Arc<BlockPool>>,
+}
+
+/// A created task waiting for its start (see [`Shared::create`]). Dropping
+/// it without starting would leave the task registered and never run.
+#[must_use = "a created task runs only once started"]
+pub(crate) struct PendingStart {
+    /// `None` if the runtime was closed and the task is already complete.
+    task: Option<Notified>,
+    eager: bool,
+}
+
+impl PendingStart {
+    /// Queues the task on `shared`, the runtime that created it; an eager
+    /// task instead runs its first step now when this thread is one of the
+    /// runtime's workers and may nest one more eager step (see
+    /// [`MAX_EAGER_DEPTH`]), and is queued otherwise.
+    pub(crate) fn start(self, shared: &Shared) {
+        let Some(task) = self.task else {
+            return;
+        };
+        debug_assert!(ptr::eq(&*task.raw().header().shared, shared));
+        #[cfg(spindle_helgrind)]
+        task.raw().header().state.announce_first_queueing();
+        let task = if self.eager {
+            context::with_worker(|worker| match worker {
+                Some(worker) if ptr::eq(&*worker.shared, shared) => worker.try_run_eagerly(task),
+                _ => Some(task),
+            })
+        } else {
+            Some(task)
+        };
+        if let Some(task) = task {
+            shared.schedule(task, Schedule::Spawn);
+        }
+    }
 }
 
 struct CallbackQueue {
@@ -195,15 +240,35 @@ impl Shared {
         self.remotes.len()
     }
 
-    /// Creates a task and queues it. Returns the task with one reference for
-    /// the caller's handle (none for hidden tasks).
+    /// Creates a task and starts it (see [`Shared::create`]).
     pub(crate) fn spawn<F, T, E>(self: &Arc<Self>, future: F, spawn: Spawn) -> Option<RawTask>
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
         E: Into<Error>,
     {
+        let (raw, start) = self.create(future, spawn);
+        start.start(self);
+        raw
+    }
+
+    /// Creates and registers a task without starting it. Returns the task
+    /// with one reference for the caller's handle (none for hidden tasks),
+    /// and the start that queues it (or runs its first step, if eager),
+    /// which the caller makes once it has recorded the task where it must
+    /// be before the task can finish (a task group's children).
+    pub(crate) fn create<F, T, E>(
+        self: &Arc<Self>,
+        future: F,
+        spawn: Spawn,
+    ) -> (Option<RawTask>, PendingStart)
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Into<Error>,
+    {
         let hidden = spawn.hidden;
+        let eager = spawn.eager;
         // References: the queue's, plus the handle's and the registry's.
         let refs = if hidden { 1 } else { 3 };
         let id = TaskId::next();
@@ -223,14 +288,16 @@ impl Shared {
         };
         // SAFETY: the task is NOTIFIED and one of its references is the queue's.
         let notified = unsafe { Notified::from_raw(raw) };
-        if accepted {
-            #[cfg(spindle_helgrind)]
-            raw.header().state.announce_first_queueing();
-            self.schedule(notified, Schedule::Spawn);
+        let start = if accepted {
+            PendingStart {
+                task: Some(notified),
+                eager,
+            }
         } else {
             RawTask::complete_unrun(notified, Error::runtime("the runtime has shut down"));
-        }
-        (!hidden).then_some(raw)
+            PendingStart { task: None, eager }
+        };
+        ((!hidden).then_some(raw), start)
     }
 
     /// Makes a runnable task run: locally when called on one of this
@@ -341,6 +408,7 @@ impl Shared {
                 Spawn {
                     name: None,
                     hidden: true,
+                    eager: false,
                 },
             );
         }
@@ -463,6 +531,8 @@ pub(crate) struct WorkerCore {
     /// Freed task blocks this worker reuses for its next spawns (dropped,
     /// and its blocks freed, when the worker exits).
     pub(crate) task_cache: TaskCache,
+    /// Eager first steps running on this thread, nested in one another.
+    eager_depth: Cell<u32>,
 }
 
 impl WorkerCore {
@@ -602,6 +672,32 @@ impl WorkerCore {
             // The last searcher found work: there may be more, wake a helper.
             self.shared.notify_parked();
         }
+    }
+
+    /// Runs the first step of an eager task now, nested in whatever this
+    /// worker is running; hands the task back if it must be queued instead:
+    /// while timers or I/O events are being dispatched (their wakes are
+    /// being collected), or when [`MAX_EAGER_DEPTH`] steps are already
+    /// nested (a chain of eager spawns must not exhaust the thread's stack).
+    fn try_run_eagerly(&self, task: Notified) -> Option<Notified> {
+        let depth = self.eager_depth.get();
+        if depth >= MAX_EAGER_DEPTH || self.collecting.get() {
+            return Some(task);
+        }
+        /// Restores the depth even if the step unwinds.
+        struct Nested<'a>(&'a Cell<u32>, u32);
+        impl Drop for Nested<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1);
+            }
+        }
+        self.eager_depth.set(depth + 1);
+        let _nested = Nested(&self.eager_depth, depth);
+        if let RunOutcome::Requeue(task) = RawTask::run(task) {
+            // It yielded in its first step: it waits its turn like any new task.
+            self.schedule_local(task, Schedule::Spawn);
+        }
+        None
     }
 
     fn run_task(&self, task: Notified) {
@@ -859,6 +955,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: LocalQueue<No
         collected: Default::default(),
         unregistering: std::cell::RefCell::new(Vec::with_capacity(UNREGISTER_BATCH)),
         task_cache,
+        eager_depth: Cell::new(0),
     };
     {
         let _worker = context::enter_worker(&core);

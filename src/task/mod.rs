@@ -518,7 +518,7 @@ impl<H, F: Fn(&H) + Send + Sync + 'static> From<F> for DoneCallback<H> {
     }
 }
 
-/// Settings for a task to spawn: its name.
+/// Settings for a task to spawn: its name, and whether it starts eagerly.
 ///
 /// ```
 /// spindle::run(async {
@@ -530,6 +530,7 @@ impl<H, F: Fn(&H) + Send + Sync + 'static> From<F> for DoneCallback<H> {
 #[derive(Default, Debug, Clone)]
 pub struct Builder {
     name: Option<Arc<str>>,
+    eager: bool,
 }
 
 impl Builder {
@@ -541,6 +542,32 @@ impl Builder {
     /// Names the task.
     pub fn name(mut self, name: impl Into<String>) -> Builder {
         self.name = Some(Arc::from(name.into()));
+        self
+    }
+
+    /// Starts the task eagerly (asyncio's `eager_start=True`, or the
+    /// loop's `eager_task_factory`): its first step runs inside the spawn
+    /// call, as the current task, up to its first suspension. A task that
+    /// never suspends is done when the spawn returns, without ever being
+    /// queued. Off by default: a lazy task first runs when its creator
+    /// yields.
+    ///
+    /// The eager step runs only when the spawn is made on one of the
+    /// runtime's workers and fewer than 64 eager steps are already nested
+    /// there; otherwise the task is queued as usual. C tasks never start
+    /// eagerly.
+    ///
+    /// ```
+    /// spindle::run(async {
+    ///     let t = spindle::task::Builder::new()
+    ///         .eager_start(true)
+    ///         .spawn(async { spindle::Ok("hello") });
+    ///     assert!(t.done()); // it never suspended
+    ///     t.await
+    /// }).unwrap();
+    /// ```
+    pub fn eager_start(mut self, eager: bool) -> Builder {
+        self.eager = eager;
         self
     }
 
@@ -568,19 +595,40 @@ impl Builder {
         T: Send + 'static,
         E: Into<Error>,
     {
+        self.try_spawn_recorded(future, |_| {})
+    }
+
+    /// Spawns on the current runtime, calling `record` with the new task
+    /// after it is created and before it starts (it may finish at its start,
+    /// if eager). An error outside a runtime, before anything is created.
+    pub(crate) fn try_spawn_recorded<F, T, E>(
+        self,
+        future: F,
+        record: impl FnOnce(&Task<T>),
+    ) -> Result<Task<T>>
+    where
+        F: Future<Output = std::result::Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Into<Error>,
+    {
         // Spawned through the thread's runtime without cloning a `Handle`
         // (two reference-count updates per spawn saved).
         let spawn = self.into_spawn();
-        let raw = context::with_runtime(|shared, _| shared.spawn(future, spawn))
-            .ok_or_else(Handle::no_runtime)?
-            .expect("a visible task always has a handle reference");
-        Ok(task_from_raw(raw))
+        context::with_runtime(|shared, _| {
+            let (raw, start) = shared.create(future, spawn);
+            let task = task_from_raw(raw.expect("a visible task always has a handle reference"));
+            record(&task);
+            start.start(shared);
+            task
+        })
+        .ok_or_else(Handle::no_runtime)
     }
 
     pub(crate) fn into_spawn(self) -> raw::Spawn {
         raw::Spawn {
             name: self.name,
             hidden: false,
+            eager: self.eager,
         }
     }
 }
@@ -588,7 +636,8 @@ impl Builder {
 /// Spawns a task on the current runtime, like asyncio's `create_task`.
 ///
 /// The task does not run before its creator reaches an await point that
-/// yields, or another worker picks it up. Its handle can be awaited,
+/// yields, or another worker picks it up ([`Builder::eager_start`] runs its
+/// first step inside the spawn instead). Its handle can be awaited,
 /// inspected and cancelled; dropping the handle detaches the task.
 ///
 /// On a runtime that has shut down, the returned task is already done and

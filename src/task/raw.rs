@@ -158,6 +158,9 @@ pub(crate) struct Spawn {
     /// Internal tasks (done-callback runners) are not listed in `all_tasks`,
     /// are not cancelled at shutdown and have no handle.
     pub(crate) hidden: bool,
+    /// The first step runs inside the spawn call, when that is made on one
+    /// of the runtime's workers (asyncio's eager start).
+    pub(crate) eager: bool,
 }
 
 impl RawTask {
@@ -472,6 +475,11 @@ pub(crate) enum RunOutcome {
 pub(crate) struct Notified(RawTask);
 
 impl Notified {
+    /// The task, without giving up the queue's reference.
+    pub(crate) fn raw(&self) -> RawTask {
+        self.0
+    }
+
     pub(crate) fn into_raw(self) -> RawTask {
         let raw = self.0;
         std::mem::forget(self);

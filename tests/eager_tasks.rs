@@ -50,8 +50,9 @@ fn case_04_eager_task_that_never_suspends_is_done_at_spawn() {
     });
 }
 
-/// The eager step runs inside the spawn call, before the creator goes on
-/// (a lazy task runs only once the creator yields).
+/// The eager step runs inside the spawn call, on the spawner's thread,
+/// before the creator goes on (a lazy task runs only once the creator
+/// yields); the task's later steps run when it is woken.
 #[test]
 fn case_04_eager_step_runs_before_spawn_returns() {
     within_limit(|| {
@@ -60,16 +61,18 @@ fn case_04_eager_step_runs_before_spawn_returns() {
         rt(2)
             .block_on(async move {
                 let creator_thread = std::thread::current().id();
-                let child_log = l.clone();
+                let gate = Promise::<()>::new();
+                let (child_log, child_gate) = (l.clone(), gate.clone());
                 let t = eager().spawn(async move {
                     assert_eq!(std::thread::current().id(), creator_thread);
                     child_log.push("child first step");
-                    spindle::sleep(ms(5)).await?;
+                    child_gate.await?;
                     child_log.push("child second step");
                     spindle::Ok(())
                 });
                 l.push("after spawn");
                 assert!(!t.done());
+                gate.set_result(())?;
                 t.await
             })
             .unwrap();
@@ -402,5 +405,62 @@ fn case_04_eager_child_failing_at_spawn_aborts_the_group() {
             log.get(),
             ["body goes on to its next await", "body cancelled"]
         );
+    });
+}
+
+/// asyncio's `loop.set_task_factory(asyncio.eager_task_factory)`: on a
+/// runtime built with `eager_tasks(true)`, every spawn is eager unless its
+/// builder opts out, task groups' spawns included.
+#[test]
+fn case_04_eager_task_factory_makes_every_spawn_eager() {
+    within_limit(|| {
+        // One worker: the lazy child cannot be stolen before the checks.
+        let rt = spindle::Runtime::builder()
+            .worker_threads(1)
+            .eager_tasks(true)
+            .build()
+            .unwrap();
+        let log = Log::default();
+        let l = log.clone();
+        rt.block_on(async move {
+            let plain = spindle::spawn(async { spindle::Ok(1) });
+            assert!(plain.done(), "spindle::spawn is eager");
+            let child_log = l.clone();
+            let lazy = Builder::new().eager_start(false).spawn(async move {
+                child_log.push("lazy child runs");
+                spindle::Ok(2)
+            });
+            l.push("after the lazy spawn");
+            assert!(!lazy.done(), "an explicit eager_start(false) stays lazy");
+            let in_group = spindle::task_group(|tg| async move {
+                let child = tg.spawn(async { spindle::Ok(3) })?;
+                assert!(child.done(), "a group's spawn is eager");
+                spindle::Ok(child)
+            })
+            .await?;
+            spindle::Ok(plain.await? + lazy.await? + in_group.take_result()?)
+        })
+        .map(|sum| assert_eq!(sum, 6))
+        .unwrap();
+        assert_eq!(log.get(), ["after the lazy spawn", "lazy child runs"]);
+        // From outside the workers, even the factory's tasks are queued.
+        let outside = rt
+            .handle()
+            .spawn(async { spindle::Ok(std::thread::current().id()) });
+        assert_ne!(rt.block_on(outside).unwrap(), std::thread::current().id());
+    });
+}
+
+/// The default runtime is lazy: asyncio's default task factory.
+#[test]
+fn case_01_tasks_are_lazy_by_default() {
+    within_limit(|| {
+        rt(1)
+            .block_on(async {
+                let t = spindle::spawn(async { spindle::Ok(()) });
+                assert!(!t.done());
+                t.await
+            })
+            .unwrap();
     });
 }

@@ -144,7 +144,9 @@ pub(crate) fn spawn_c_task_in(
         }
     });
     let fiber = Fiber::new(stacks, body).map_err(|_| SPINDLE_ENOMEM)?;
-    let mut builder = task::Builder::new();
+    // Never eager: a fiber's first step would run nested on the stack of
+    // the fiber that spawns it.
+    let mut builder = task::Builder::new().eager_start(false);
     if let Some(name) = name {
         builder = builder.name(name);
     }

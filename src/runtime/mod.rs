@@ -67,6 +67,7 @@ pub struct Builder {
     shutdown_timeout: Duration,
     max_blocking_threads: usize,
     blocking_keep_alive: Duration,
+    eager_tasks: bool,
 }
 
 impl Default for Builder {
@@ -83,6 +84,7 @@ impl fmt::Debug for Builder {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("max_blocking_threads", &self.max_blocking_threads)
             .field("blocking_keep_alive", &self.blocking_keep_alive)
+            .field("eager_tasks", &self.eager_tasks)
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +102,7 @@ impl Builder {
             shutdown_timeout: Duration::from_secs(5),
             max_blocking_threads: BlockingPool::default_max_threads(),
             blocking_keep_alive: Duration::from_secs(10),
+            eager_tasks: false,
         }
     }
 
@@ -166,6 +169,30 @@ impl Builder {
         self
     }
 
+    /// Makes every task spawned on this runtime start eagerly unless its
+    /// [`task::Builder::eager_start`] says otherwise: asyncio's
+    /// `loop.set_task_factory(asyncio.eager_task_factory)`. Its first step
+    /// runs inside the spawn when that is made on one of the runtime's
+    /// workers (see `eager_start` for the limits). Off by default. C tasks
+    /// never start eagerly.
+    ///
+    /// ```
+    /// let rt = spindle::Runtime::builder().eager_tasks(true).build().unwrap();
+    /// rt.block_on(async {
+    ///     let t = spindle::spawn(async { spindle::Ok(1) });
+    ///     assert!(t.done()); // ran inside the spawn
+    ///     let lazy = spindle::task::Builder::new()
+    ///         .eager_start(false)
+    ///         .spawn(async { spindle::Ok(2) });
+    ///     assert!(!lazy.done());
+    ///     spindle::Ok(t.await? + lazy.await?)
+    /// }).unwrap();
+    /// ```
+    pub fn eager_tasks(mut self, eager: bool) -> Builder {
+        self.eager_tasks = eager;
+        self
+    }
+
     /// Starts the worker threads.
     ///
     /// Errors: zero workers (invalid argument); a worker thread that cannot
@@ -191,8 +218,9 @@ impl Builder {
             ));
         }
         let blocking = BlockingPool::new(self.max_blocking_threads, self.blocking_keep_alive);
-        let (shared, locals) = Shared::new(workers, self.report_hook, blocking)
-            .map_err(|e| Error::runtime(format!("could not create the I/O driver: {e}")))?;
+        let (shared, locals) =
+            Shared::new(workers, self.report_hook, blocking, self.eager_tasks)
+                .map_err(|e| Error::runtime(format!("could not create the I/O driver: {e}")))?;
         let mut runtime = Runtime {
             handle: Handle { shared },
             threads: Vec::with_capacity(workers),

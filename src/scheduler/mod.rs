@@ -152,6 +152,9 @@ pub(crate) struct Shared {
     /// Task blocks passed between the workers' caches (see `recycle`); none
     /// with one worker.
     block_pool: Option<Arc<BlockPool>>,
+    /// Tasks start eagerly unless their builder says otherwise (asyncio's
+    /// `eager_task_factory`).
+    eager_tasks: bool,
 }
 
 /// A created task waiting for its start (see [`Shared::create`]). Dropping
@@ -210,6 +213,7 @@ impl Shared {
         workers: usize,
         report_hook: ReportHook,
         blocking: BlockingPool,
+        eager_tasks: bool,
     ) -> std::io::Result<(Arc<Shared>, Vec<LocalQueue<Notified>>)> {
         let driver = Driver::new()?;
         let locals: Vec<_> = (0..workers).map(|_| LocalQueue::new_fifo()).collect();
@@ -239,6 +243,7 @@ impl Shared {
                 draining: false,
             }),
             block_pool: (workers > 1).then(Arc::default),
+            eager_tasks,
         });
         Ok((shared, locals))
     }
@@ -275,7 +280,7 @@ impl Shared {
         E: Into<Error>,
     {
         let hidden = spawn.hidden;
-        let eager = spawn.eager;
+        let eager = spawn.eager.unwrap_or(self.eager_tasks);
         // References: the queue's, plus the handle's and the registry's.
         let refs = if hidden { 1 } else { 3 };
         let id = TaskId::next();
@@ -415,7 +420,7 @@ impl Shared {
                 Spawn {
                     name: None,
                     hidden: true,
-                    eager: false,
+                    eager: Some(false),
                 },
             );
         }

@@ -530,7 +530,7 @@ impl<H, F: Fn(&H) + Send + Sync + 'static> From<F> for DoneCallback<H> {
 #[derive(Default, Debug, Clone)]
 pub struct Builder {
     name: Option<Arc<str>>,
-    eager: bool,
+    eager: Option<bool>,
 }
 
 impl Builder {
@@ -545,12 +545,15 @@ impl Builder {
         self
     }
 
-    /// Starts the task eagerly (asyncio's `eager_start=True`, or the
-    /// loop's `eager_task_factory`): its first step runs inside the spawn
-    /// call, as the current task, up to its first suspension. A task that
+    /// Starts the task eagerly (`true`, asyncio's `eager_start=True`) or
+    /// lazily (`false`): an eager task's first step runs inside the spawn
+    /// call, as the current task, up to its first suspension; a task that
     /// never suspends is done when the spawn returns, without ever being
-    /// queued. Off by default: a lazy task first runs when its creator
-    /// yields.
+    /// queued. A lazy task first runs when its creator yields. Without
+    /// this call the runtime's default applies: lazy, unless the runtime
+    /// was built with
+    /// [`eager_tasks`](crate::runtime::Builder::eager_tasks) (asyncio's
+    /// `eager_task_factory`).
     ///
     /// The eager step runs only when the spawn is made on one of the
     /// runtime's workers and fewer than 64 eager steps are already nested
@@ -567,7 +570,7 @@ impl Builder {
     /// }).unwrap();
     /// ```
     pub fn eager_start(mut self, eager: bool) -> Builder {
-        self.eager = eager;
+        self.eager = Some(eager);
         self
     }
 

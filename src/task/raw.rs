@@ -159,8 +159,9 @@ pub(crate) struct Spawn {
     /// are not cancelled at shutdown and have no handle.
     pub(crate) hidden: bool,
     /// The first step runs inside the spawn call, when that is made on one
-    /// of the runtime's workers (asyncio's eager start).
-    pub(crate) eager: bool,
+    /// of the runtime's workers (asyncio's eager start); `None`: as the
+    /// runtime's default says.
+    pub(crate) eager: Option<bool>,
 }
 
 impl RawTask {

@@ -466,3 +466,76 @@ fn many_tasks_complete_on_several_workers() {
         assert_eq!(count.load(Ordering::SeqCst), 400);
     });
 }
+
+/// The cooperative budget: a task whose await points keep being ready (an
+/// event that stays set) is still made to yield, so another task on the
+/// only worker gets to run and stop it.
+#[test]
+fn an_always_ready_await_loop_does_not_starve_the_worker() {
+    within_limit(|| {
+        rt(1)
+            .block_on(async {
+                let event = Arc::new(spindle::Event::new());
+                event.set();
+                let stop = Arc::new(AtomicBool::new(false));
+                let (e, s) = (event.clone(), stop.clone());
+                let spinner = spindle::spawn(async move {
+                    let mut rounds = 0u64;
+                    while !s.load(Ordering::SeqCst) {
+                        e.wait().await?;
+                        rounds += 1;
+                    }
+                    spindle::Ok(rounds)
+                });
+                let s = stop.clone();
+                let stopper = spindle::spawn(async move {
+                    s.store(true, Ordering::SeqCst);
+                    spindle::Ok(())
+                });
+                // Only a yield of the spinner lets the stopper run.
+                let rounds = spinner.await?;
+                stopper.await?;
+                assert!(rounds >= 1);
+                spindle::Ok(())
+            })
+            .unwrap();
+    });
+}
+
+/// Awaiting a task that is already done gives its result without a
+/// scheduling point, as asyncio's `await` of a done future: collecting many
+/// finished results does not send the collector behind every other task
+/// once per budget.
+#[test]
+fn awaiting_finished_tasks_never_yields() {
+    within_limit(|| {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        rt(1)
+            .block_on(async move {
+                let tasks: Vec<Task<usize>> = (0..1000)
+                    .map(|i| spindle::spawn(async move { spindle::Ok(i) }))
+                    .collect();
+                for task in &tasks {
+                    wait_done(task).await?;
+                }
+                let other_log = l.clone();
+                let other = spindle::spawn(async move {
+                    other_log.lock().unwrap().push("other task");
+                    spindle::Ok(())
+                });
+                let mut sum = 0;
+                for task in tasks {
+                    sum += task.await?;
+                }
+                l.lock().unwrap().push("collected 1000 results");
+                assert_eq!(sum, (0..1000).sum::<usize>());
+                other.await
+            })
+            .unwrap();
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["collected 1000 results", "other task"]
+        );
+    });
+}

@@ -31,7 +31,8 @@ pub(crate) fn release_waiter(raw: RawTask, key: &mut Option<usize>) {
     }
 }
 
-/// The future of awaiting a [`Task`]: the task's result.
+/// The future of awaiting a [`Task`]: the task's result. Awaiting a task
+/// that is already done never suspends (asyncio's rule for done futures).
 ///
 /// A cancellation point with asyncio's rule: when the awaiting task is
 /// cancelled, the cancel (and its message) is passed on to the awaited task,
@@ -96,13 +97,14 @@ impl<T> Future for Join<T> {
         if this.task.is_same_as_current() {
             return Poll::Ready(Err(Error::invalid_state("a task cannot await itself")));
         }
-        std::task::ready!(crate::scheduler::coop::poll_proceed(cx));
         let raw = this.task.as_any().raw;
+        // Done already: the outcome, with no budget spent (see `coop`).
         if raw.header().state.load().is_complete() {
             if let Some(outcome) = this.take_outcome() {
                 return Poll::Ready(outcome);
             }
         }
+        std::task::ready!(crate::scheduler::coop::poll_proceed(cx));
         if let Some(cancel) = context::take_current_cancel() {
             raw.cancel(cancel.cancel_message().map(Arc::from));
         }

@@ -3,7 +3,7 @@
 //! (`test_asyncio/test_eager_task_factory.py`, EA below).
 
 mod common;
-use common::{ms, rt, within_limit};
+use common::{ms, rt, within_limit, Log};
 
 use spindle::task::Builder;
 use spindle::{ErrorKind, Promise, Task, TaskState};
@@ -17,18 +17,6 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = spindle::Result<T>> + Send>>;
 
 fn eager() -> Builder {
     Builder::new().eager_start(true)
-}
-
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    fn push(&self, entry: impl Into<String>) {
-        self.0.lock().unwrap().push(entry.into());
-    }
-    fn get(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
 }
 
 /// EA::test_eager_completion: a task that never suspends is done when the

@@ -3,7 +3,7 @@
 //! (`/work/shared/spec/asyncio-semantics.md`, cases 10-12 and 14-18).
 
 mod common;
-use common::{rt, wait_done, within_limit};
+use common::{rt, wait_done, within_limit, Log};
 
 use spindle::task::DoneCallback;
 use spindle::{Error, ErrorKind, Promise, Runtime, Task, TaskState, Unhandled, UnhandledKind};
@@ -28,18 +28,6 @@ fn rt_reporting(workers: usize) -> (Runtime, Reports) {
 
 fn taken(reports: &Reports) -> Vec<Unhandled> {
     reports.lock().unwrap().clone()
-}
-
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    fn push(&self, entry: impl Into<String>) {
-        self.0.lock().unwrap().push(entry.into());
-    }
-    fn get(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
 }
 
 /// A task that fails with `Error::msg(text)` once `gate` is set.

@@ -7,7 +7,7 @@
 
 mod common;
 use common::storm::{chaos, storm_seed, Ended, Rng};
-use common::{rt, within_limit};
+use common::{rt, within_limit, Log};
 
 use spindle::sync::BrokenBarrierError;
 use spindle::{Barrier, BoundedSemaphore, Condition, ErrorKind, Event, Lock, Semaphore, Task};
@@ -19,18 +19,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// A shared log of what the tasks did.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    fn push(&self, entry: impl Into<String>) {
-        self.0.lock().unwrap().push(entry.into());
-    }
-    fn get(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
 /// Yields `n` times.
 async fn yields(n: usize) -> spindle::Result<()> {
     for _ in 0..n {

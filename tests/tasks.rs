@@ -4,7 +4,7 @@
 //! Case 3 (sleep) is in `time.rs`, case 4 (eager tasks) in `eager_tasks.rs`.
 
 mod common;
-use common::{rt, within_limit};
+use common::{rt, within_limit, Log};
 
 use spindle::{ErrorKind, Promise, Task, TaskState};
 use std::cell::Cell;
@@ -12,18 +12,6 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
-
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    fn push(&self, entry: impl Into<String>) {
-        self.0.lock().unwrap().push(entry.into());
-    }
-    fn get(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-}
 
 // -- case 1 -------------------------------------------------------------------
 

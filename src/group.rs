@@ -169,7 +169,8 @@ impl TaskGroup {
         }
         // The child is recorded in the group, and its done hook installed,
         // before it starts: an eager child may finish at its start, and its
-        // failure must then find the group (asyncio 3.14's `create_task`).
+        // failure must then abort the group (asyncio runs `_on_task_done`
+        // at once for a child already done at creation).
         let mut state = Some(state);
         builder.try_spawn_recorded(future, |task| {
             let mut state = state.take().expect("a task is recorded once");

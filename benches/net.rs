@@ -53,7 +53,7 @@
 //! shuts the runtime down (joining its threads).
 //!
 //! # The ratio
-//! At the end of the run a summary is printed, in two parts. Read the ratio
+//! At the end of the run a summary is printed, in three parts. Read the ratio
 //! `spindle time / tokio time` as: above 1, spindle is slower (1.10: each
 //! message takes 10% more wall time with the spindle server).
 //! - criterion: for each workload, the mean time per iteration over
@@ -69,7 +69,17 @@
 //!   the single pairs. Load that drifts slowly hits both alike here; the
 //!   spread of the pair ratios shows how noisy the machine was.
 //!
-//! In test mode both parts are printed too but are tiny runs, not a
+//! - CPU time per message, from the paired run: the CPU time of each
+//!   server's worker threads (the kernel's count per thread, in
+//!   `/proc/self/task/*/schedstat`, found by thread name) over the whole
+//!   paired run, and the CPU time of the client thread during each server's
+//!   iterations, per message, and the share of the servers' time spent in
+//!   user mode (the rest is the kernel's). Because the client thread is the bottleneck
+//!   (about 100% of a core in a profile, with the two server workers near
+//!   45% each), wall time shows a difference between the servers only
+//!   diluted; their CPU per message shows it directly.
+//!
+//! In test mode all three parts are printed too but are tiny runs, not a
 //! measurement. A full run takes about 80 s.
 //!
 //! `cargo bench --bench net -- --test` runs every workload once.
@@ -86,6 +96,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Worker threads of each server runtime.
 const WORKERS: usize = 2;
+/// The names of the server runtimes' threads (as the kernel keeps them:
+/// at most 15 bytes), by which their CPU time is found.
+const SPINDLE_THREADS: &str = "spindle-server";
+const TOKIO_THREADS: &str = "tokio-server";
 /// The size of a message and of the server's read buffer.
 const MSG: usize = 512;
 /// (connections, round trips per connection per iteration).
@@ -238,7 +252,7 @@ impl Running {
     fn spindle() -> Running {
         let rt = spindle::Runtime::builder()
             .worker_threads(WORKERS)
-            .thread_name("spindle-server")
+            .thread_name(SPINDLE_THREADS)
             .build()
             .expect("build the spindle runtime");
         let listener = rt
@@ -257,7 +271,7 @@ impl Running {
     fn tokio() -> Running {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(WORKERS)
-            .thread_name("tokio-server")
+            .thread_name(TOKIO_THREADS)
             .enable_all()
             .build()
             .expect("build the tokio runtime");
@@ -483,6 +497,87 @@ struct Paired {
     tokio: Duration,
     /// spindle time / tokio time of each pair, sorted.
     ratios: Vec<f64>,
+    /// CPU time of each server's worker threads over the paired run.
+    spindle_server_cpu: ThreadsCpu,
+    tokio_server_cpu: ThreadsCpu,
+    /// CPU time of the client thread during each server's iterations.
+    spindle_client_cpu: Duration,
+    tokio_client_cpu: Duration,
+}
+
+/// CPU time of a set of threads.
+#[derive(Clone, Copy, Default)]
+struct ThreadsCpu {
+    /// On a CPU, in nanoseconds (`/proc/self/task/*/schedstat`).
+    total: Duration,
+    /// The part in user mode and the part in the kernel, in clock ticks
+    /// (`/proc/self/task/*/stat`, fields 14 and 15: 10 ms each, coarser).
+    user_ticks: u64,
+    system_ticks: u64,
+}
+
+impl ThreadsCpu {
+    fn since(self, before: ThreadsCpu) -> ThreadsCpu {
+        ThreadsCpu {
+            total: self.total.saturating_sub(before.total),
+            user_ticks: self.user_ticks.saturating_sub(before.user_ticks),
+            system_ticks: self.system_ticks.saturating_sub(before.system_ticks),
+        }
+    }
+
+    /// The share of the time spent in user mode (the runtime and the
+    /// server's code; the rest is the kernel's TCP path and wake-ups).
+    fn user_share(self) -> f64 {
+        self.user_ticks as f64 / (self.user_ticks + self.system_ticks).max(1) as f64
+    }
+}
+
+/// The CPU time used so far by this process's threads whose name starts
+/// with `prefix` (threads that have exited are not counted). Zero where
+/// `/proc` cannot be read.
+fn threads_cpu(prefix: &str) -> ThreadsCpu {
+    let mut cpu = ThreadsCpu::default();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return cpu;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let named =
+            std::fs::read_to_string(path.join("comm")).is_ok_and(|name| name.starts_with(prefix));
+        if !named {
+            continue;
+        }
+        if let Ok(schedstat) = std::fs::read_to_string(path.join("schedstat")) {
+            let ns = schedstat.split_whitespace().next();
+            cpu.total += Duration::from_nanos(ns.and_then(|ns| ns.parse().ok()).unwrap_or(0));
+        }
+        if let Ok(stat) = std::fs::read_to_string(path.join("stat")) {
+            // The fields after the name, which is in parentheses: field 3
+            // (the state) first, so utime (14) and stime (15) are 11 and 12.
+            let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            let fields: Vec<u64> = after_name
+                .split_whitespace()
+                .map(|field| field.parse().unwrap_or(0))
+                .collect();
+            cpu.user_ticks += fields.get(11).copied().unwrap_or(0);
+            cpu.system_ticks += fields.get(12).copied().unwrap_or(0);
+        }
+    }
+    cpu
+}
+
+/// The CPU time used so far by the calling thread.
+fn this_thread_cpu() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec to write; the clock id is a constant.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } == 0;
+    if !ok {
+        return Duration::ZERO;
+    }
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 fn paired(conns: usize, trips: usize, pairs: usize) -> Paired {
@@ -502,10 +597,11 @@ fn paired(conns: usize, trips: usize, pairs: usize) -> Paired {
     // One unrecorded iteration each, as a warm-up.
     spindle.run(trips);
     tokio.run(trips);
+    // (wall time, client thread CPU time) of one iteration.
     let timed = |clients: &mut Clients| {
-        let start = Instant::now();
+        let (start, cpu) = (Instant::now(), this_thread_cpu());
         clients.run(trips);
-        start.elapsed()
+        (start.elapsed(), this_thread_cpu().saturating_sub(cpu))
     };
     let mut result = Paired {
         group: group_name(conns),
@@ -513,7 +609,13 @@ fn paired(conns: usize, trips: usize, pairs: usize) -> Paired {
         spindle: Duration::ZERO,
         tokio: Duration::ZERO,
         ratios: Vec::with_capacity(pairs),
+        spindle_server_cpu: ThreadsCpu::default(),
+        tokio_server_cpu: ThreadsCpu::default(),
+        spindle_client_cpu: Duration::ZERO,
+        tokio_client_cpu: Duration::ZERO,
     };
+    let servers_cpu = || (threads_cpu(SPINDLE_THREADS), threads_cpu(TOKIO_THREADS));
+    let before = servers_cpu();
     for round in 0..pairs {
         let (s, t) = if round % 2 == 0 {
             let s = timed(&mut spindle);
@@ -522,10 +624,15 @@ fn paired(conns: usize, trips: usize, pairs: usize) -> Paired {
             let t = timed(&mut tokio);
             (timed(&mut spindle), t)
         };
-        result.spindle += s;
-        result.tokio += t;
-        result.ratios.push(s.as_secs_f64() / t.as_secs_f64());
+        result.spindle += s.0;
+        result.tokio += t.0;
+        result.spindle_client_cpu += s.1;
+        result.tokio_client_cpu += t.1;
+        result.ratios.push(s.0.as_secs_f64() / t.0.as_secs_f64());
     }
+    let after = servers_cpu();
+    result.spindle_server_cpu = after.0.since(before.0);
+    result.tokio_server_cpu = after.1.since(before.1);
     result.ratios.sort_by(f64::total_cmp);
     spindle.close();
     tokio.close();
@@ -596,6 +703,26 @@ fn print_summary(paired: &[Paired]) {
             ratios[ratios.len() / 2],
             ratios[0],
             ratios[ratios.len() - 1],
+        );
+    }
+    println!(
+        "CPU time per message in the paired run (µs; server = its {WORKERS} worker threads, \
+         client = the client thread during that server's iterations):"
+    );
+    for p in paired {
+        let msgs = p.msgs_per_iter as f64 * p.ratios.len() as f64;
+        let per_msg = |cpu: Duration| cpu.as_secs_f64() * 1e6 / msgs;
+        let (spindle, tokio) = (p.spindle_server_cpu, p.tokio_server_cpu);
+        let (spindle_us, tokio_us) = (per_msg(spindle.total), per_msg(tokio.total));
+        println!(
+            "  {:<17} server: spindle {spindle_us:.2} ({:.0}% user)  tokio {tokio_us:.2} \
+             ({:.0}% user)  ratio {:.3}   client: with spindle {:.2}  with tokio {:.2}",
+            p.group,
+            spindle.user_share() * 100.0,
+            tokio.user_share() * 100.0,
+            spindle_us / tokio_us,
+            per_msg(p.spindle_client_cpu),
+            per_msg(p.tokio_client_cpu),
         );
     }
 }

@@ -2,6 +2,7 @@
 //! not clash with `std::future::Future`.
 
 use super::completion::{Callbacks, Completion, Status, StatusRef, StoredCallback};
+use super::recycle::Recycled;
 use super::DoneCallback;
 use crate::error::{Error, Result};
 use crate::loom::{lock, Mutex};
@@ -27,7 +28,7 @@ use std::task::{Context, Poll};
 /// }).unwrap();
 /// ```
 pub struct Promise<T> {
-    inner: Arc<Inner<T>>,
+    inner: Recycled<Inner<T>>,
     wait_key: Option<usize>,
 }
 
@@ -53,7 +54,7 @@ impl<T> Promise<T> {
     /// drops it last (stderr if none).
     pub fn new() -> Promise<T> {
         Promise {
-            inner: Arc::new(Inner {
+            inner: Recycled::new(Inner {
                 slot: Mutex::new(Slot {
                     completion: Completion::new(),
                     value: None,

@@ -52,12 +52,21 @@
 //! earlier life wrote) are visible to the taker. The `Relaxed` loads that
 //! look at the slot first only decide whether to try.
 //!
+//! [`Recycled`] is an `Arc` whose block comes from the same lists, for
+//! the small shared values that tasks make and drop as often as tasks
+//! (a [`Promise`](crate::Promise)'s state). Measured on `ping_pong` with one
+//! worker (1000 pings a round, 2000 promises alive), counting instructions
+//! with callgrind over 200 rounds: 899.6M with `Arc`, 767.0M with
+//! `Recycled` (tokio: 1014.6M).
+//!
 //! Builds for helgrind do not recycle: helgrind learns that memory changed
 //! hands from `malloc` and `free`, which recycling would hide from it.
 
-use crate::loom::AtomicPtr;
+use crate::loom::{fence, AtomicPtr, AtomicUsize};
+use crate::runtime::context;
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::cell::Cell;
+use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Arc;
@@ -321,9 +330,172 @@ impl Drop for TaskCache {
     }
 }
 
+/// A shared value counted like an `Arc`, in a block from the current
+/// worker's lists: for the small values that tasks create and drop by the
+/// thousand ([`Promise`](crate::Promise)'s state), which with glibc pay
+/// the same bins as task blocks once many are alive at once.
+///
+/// Only strong references; the value is dropped, and its block freed (to
+/// the lists of whichever worker drops the last reference), when the last
+/// one goes. The count follows `Arc`'s protocol: a clone increments it
+/// `Relaxed` (a clone is made from a live reference, which keeps the value
+/// alive); a drop decrements it `Release`, and the drop that reaches zero
+/// runs an `Acquire` fence before it touches the value, so every use
+/// through the other references happens before the value is dropped.
+pub(crate) struct Recycled<T> {
+    block: NonNull<Counted<T>>,
+    /// Owns a `Counted<T>` (for the drop check).
+    _owns: PhantomData<Counted<T>>,
+}
+
+struct Counted<T> {
+    references: AtomicUsize,
+    value: T,
+}
+
+// SAFETY: as `Arc<T>`: the value is shared between threads (hence `Sync`)
+// and dropped on whichever thread drops the last reference (hence `Send`).
+unsafe impl<T: Send + Sync> Send for Recycled<T> {}
+// SAFETY: as for `Send`.
+unsafe impl<T: Send + Sync> Sync for Recycled<T> {}
+
+// A pointer to a value that never moves, as `Arc`.
+impl<T> Unpin for Recycled<T> {}
+
+impl<T> Recycled<T> {
+    /// `value` in a block of its own, with one reference.
+    pub(crate) fn new(value: T) -> Recycled<T> {
+        let block = context::with_worker(|worker| {
+            TaskCache::allocate(worker.map(|w| &w.task_cache), Self::layout())
+        })
+        .cast::<Counted<T>>();
+        let counted = Counted {
+            references: AtomicUsize::new(1),
+            value,
+        };
+        // SAFETY: the block is unused, and `layout_for` keeps (or raises)
+        // the size and alignment of `Counted<T>`.
+        unsafe { block.write(counted) };
+        Recycled {
+            block,
+            _owns: PhantomData,
+        }
+    }
+
+    fn layout() -> Layout {
+        layout_for(Layout::new::<Counted<T>>())
+    }
+
+    fn counted(&self) -> &Counted<T> {
+        // SAFETY: the block holds a live `Counted<T>` while any reference,
+        // this one included, exists.
+        unsafe { self.block.as_ref() }
+    }
+}
+
+impl<T> std::ops::Deref for Recycled<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.counted().value
+    }
+}
+
+impl<T> Clone for Recycled<T> {
+    fn clone(&self) -> Self {
+        let before = self.counted().references.fetch_add(1, Relaxed);
+        // As `Arc`: a count this high means references are being leaked
+        // in a loop; wrapping around would free the value while in use.
+        if before > isize::MAX as usize {
+            std::process::abort();
+        }
+        Recycled {
+            block: self.block,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<T> Drop for Recycled<T> {
+    fn drop(&mut self) {
+        if self.counted().references.fetch_sub(1, Release) != 1 {
+            return;
+        }
+        fence(Acquire);
+        /// Frees the block even if dropping the value unwinds.
+        struct FreeBlock(NonNull<u8>, Layout);
+        impl Drop for FreeBlock {
+            fn drop(&mut self) {
+                // SAFETY: allocated by `TaskCache::allocate` with this
+                // layout; its value is dropped (or unwinding out of its
+                // drop), and no reference is left.
+                context::with_worker(|worker| unsafe {
+                    TaskCache::free(worker.map(|w| &w.task_cache), self.0, self.1)
+                });
+            }
+        }
+        let _free = FreeBlock(self.block.cast(), Self::layout());
+        // SAFETY: this was the last reference: nothing else uses the
+        // value, and it is dropped once.
+        unsafe { ptr::drop_in_place(self.block.as_ptr()) };
+    }
+}
+
 #[cfg(all(test, not(spindle_loom)))]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize as StdAtomicUsize;
+
+    /// Counts its drops.
+    struct Dropped(Arc<StdAtomicUsize>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_recycled_value_is_dropped_once_with_its_last_reference() {
+        let drops = Arc::new(StdAtomicUsize::new(0));
+        let first = Recycled::new(Dropped(drops.clone()));
+        let clones: Vec<_> = (0..4).map(|_| first.clone()).collect();
+        drop(first);
+        let threads: Vec<_> = clones
+            .into_iter()
+            .map(|clone| std::thread::spawn(move || drop(clone)))
+            .collect();
+        let last = Recycled::new(Dropped(drops.clone()));
+        assert_eq!(drops.load(Relaxed), 0, "nothing dropped while referenced");
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(drops.load(Relaxed), 1);
+        drop(last);
+        assert_eq!(drops.load(Relaxed), 2);
+    }
+
+    #[test]
+    // (Builds for helgrind recycle nothing.)
+    #[cfg(not(spindle_helgrind))]
+    fn on_a_worker_a_recycled_block_is_reused_by_the_next_value() {
+        let rt = crate::Runtime::builder().worker_threads(1).build().unwrap();
+        let (first, second) = rt
+            .block_on(async {
+                let value = Recycled::new([7u64; 5]);
+                let first = &*value as *const [u64; 5] as usize;
+                drop(value);
+                // Had the block gone back to the allocator, this allocation
+                // of the same size would take it (glibc reuses last in,
+                // first out too).
+                let other = std::hint::black_box(Box::new([9u64; 6]));
+                let value = Recycled::new([8u64; 5]);
+                assert_eq!(other[0], 9);
+                assert_eq!(*value, [8; 5]);
+                crate::Ok((first, &*value as *const [u64; 5] as usize))
+            })
+            .unwrap();
+        assert_eq!(first, second, "the freed block went to the worker's list");
+    }
 
     #[test]
     fn small_layouts_are_rounded_to_the_step_and_large_ones_kept() {
@@ -454,6 +626,42 @@ mod loom_tests {
                 free_chain(taken, class);
                 free_chain(rest, class);
             }
+        });
+    }
+
+    /// Counts the uses made through the references, and checks at its drop
+    /// that it sees all of them.
+    struct Uses {
+        count: AtomicUsize,
+        expected: usize,
+    }
+    impl Drop for Uses {
+        fn drop(&mut self) {
+            assert_eq!(
+                self.count.load(Relaxed),
+                self.expected,
+                "a use is not visible"
+            );
+        }
+    }
+
+    /// Whichever thread drops the last reference drops the value once, and
+    /// after every use made through the other references.
+    #[test]
+    fn the_last_reference_drops_the_value_after_every_use() {
+        loom::model(|| {
+            let value = Recycled::new(Uses {
+                count: AtomicUsize::new(0),
+                expected: 2,
+            });
+            let other = value.clone();
+            let thread = thread::spawn(move || {
+                other.count.fetch_add(1, Relaxed);
+                drop(other);
+            });
+            value.count.fetch_add(1, Relaxed);
+            drop(value);
+            thread.join().unwrap();
         });
     }
 }

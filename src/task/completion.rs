@@ -5,6 +5,7 @@
 //! It lives under the owner's lock; completing it hands back what must be
 //! woken and called, so that nothing runs while the lock is held.
 
+use super::recycle::RecycledBox;
 use super::AnyTask;
 use crate::error::Error;
 use slab::Slab;
@@ -173,7 +174,7 @@ pub(crate) struct Completion<X = ()> {
     /// The first awaiter's waker (key 0), inline: most tasks and promises
     /// have exactly one awaiter.
     first: Option<Waker>,
-    extra: Option<Box<Extra<X>>>,
+    extra: Option<RecycledBox<Extra<X>>>,
     /// The outcome is recorded.
     done: bool,
     /// The failure was read (awaited, `result()`, `exception()`).
@@ -252,7 +253,7 @@ impl<X: Default> Completion<X> {
     }
 
     fn extra(&mut self) -> &mut Extra<X> {
-        self.extra.get_or_insert_with(Box::default)
+        self.extra.get_or_insert_with(RecycledBox::default)
     }
 
     /// The owner's cold data, if any was ever written.
@@ -357,7 +358,7 @@ impl<X: Default> Completion<X> {
 
     /// Removes every registration of the callback with `key`; returns how many.
     pub(crate) fn remove_callbacks(&mut self, key: usize) -> usize {
-        let Some(extra) = self.extra.as_mut() else {
+        let Some(extra) = self.extra.as_deref_mut() else {
             return 0;
         };
         let mut removed = 0;

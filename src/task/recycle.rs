@@ -484,7 +484,10 @@ fn block_layout<T>() -> Layout {
 }
 
 /// Moves `value` into a block from the current worker's lists (or the
-/// global allocator).
+/// global allocator). `RawTask::allocate` and its `dealloc` do the same
+/// for a task's cell with their own few lines, on purpose: routing the
+/// cell through this function and [`drop_block`]'s free cost about 36 and 7
+/// instructions more per task (callgrind, ping_pong on one worker).
 fn new_block<T>(value: T) -> NonNull<T> {
     let block = context::with_worker(|worker| {
         TaskCache::allocate(worker.map(|w| &w.task_cache), block_layout::<T>())

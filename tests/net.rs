@@ -386,6 +386,86 @@ fn after_the_client_half_closes_the_server_reads_to_eof_and_its_reply_still_arri
     })
 }
 
+/// Small messages read into large buffers: every read returns less than its
+/// buffer, which tells the stream that the socket is drained, so its next
+/// read waits for the driver instead of asking the kernel again. The peer's
+/// next bytes must still wake that reader whether they follow at once,
+/// after a pause, or in two pieces, and the end of stream after the last
+/// message must still be seen; through `read` on the server and through the
+/// futures-io reader on the client.
+#[test]
+fn reads_shorter_than_their_buffer_still_wake_for_the_next_bytes_and_the_end() {
+    const MESSAGES: usize = 300;
+    within_limit(|| {
+        rt(2)
+            .block_on(async {
+                let (listener, addr) = listener().await?;
+                let server = spindle::spawn(async move {
+                    let (stream, _) = listener.accept().await?;
+                    let mut buf = vec![0u8; 64 << 10];
+                    let mut echoed = 0;
+                    loop {
+                        let n = stream.read(&mut buf).await?;
+                        if n == 0 {
+                            return spindle::Ok(echoed);
+                        }
+                        assert!(n < buf.len(), "a short message fills less than the buffer");
+                        stream.write_all(&buf[..n]).await?;
+                        echoed += n;
+                    }
+                });
+                let client = TcpStream::connect(addr).await?;
+                let mut sent = 0;
+                for i in 0..MESSAGES {
+                    let message = pattern(i as u64, 1 + i % 200);
+                    let split = message.len() / 2;
+                    match i % 4 {
+                        0 => client.write_all(&message).await?,
+                        1 => {
+                            spindle::sleep(ms(1)).await?;
+                            client.write_all(&message).await?;
+                        }
+                        _ => {
+                            client.write_all(&message[..split]).await?;
+                            if i % 4 == 3 {
+                                spindle::sleep(ms(1)).await?;
+                            }
+                            client.write_all(&message[split..]).await?;
+                        }
+                    }
+                    sent += message.len();
+                    let mut echo = Vec::new();
+                    let mut buf = vec![0u8; 64 << 10];
+                    while echo.len() < message.len() {
+                        let n = AsyncReadExt::read(&mut &client, &mut buf).await?;
+                        assert!(n > 0, "message {i}: end of stream before the echo");
+                        echo.extend_from_slice(&buf[..n]);
+                    }
+                    assert!(echo == message, "message {i} came back intact");
+                }
+                client.write_all(b"last").await?;
+                client.shutdown(Shutdown::Write)?;
+                let mut last = [0u8; 16];
+                let mut got = 0;
+                loop {
+                    let n = client.read(&mut last[got..]).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    got += n;
+                }
+                assert_eq!(&last[..got], b"last");
+                assert_eq!(
+                    server.await?,
+                    sent + 4,
+                    "the server saw every byte, then the end"
+                );
+                spindle::Ok(())
+            })
+            .unwrap()
+    })
+}
+
 // -- refused and reset -----------------------------------------------------------------
 
 /// Connecting to a port where nothing listens is an `Io` error with

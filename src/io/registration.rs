@@ -76,26 +76,57 @@ impl<S: mio::event::Source> Registered<S> {
     pub(crate) async fn io<R>(
         &self,
         interest: Interest,
+        op: impl FnMut(&S) -> io::Result<R>,
+    ) -> Result<R> {
+        self.io_until(interest, op, |_| false).await
+    }
+
+    /// [`io`](Self::io) for a stream socket's read or write with `room`
+    /// bytes of buffer: an operation that moved some bytes but fewer than
+    /// `room` also clears the readiness it used (see [`drained`]), so the
+    /// next one waits for the driver instead of making a system call that
+    /// would only say `WouldBlock`.
+    pub(crate) async fn stream_io(
+        &self,
+        interest: Interest,
+        room: usize,
+        op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> Result<usize> {
+        self.io_until(interest, op, |&n| drained(n, room)).await
+    }
+
+    async fn io_until<R>(
+        &self,
+        interest: Interest,
         mut op: impl FnMut(&S) -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
     ) -> Result<R> {
         loop {
             let event = self.readiness(interest).await?;
             match op(self.get()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear(event),
-                result => return result.map_err(Error::io),
+                Ok(value) => {
+                    if drained(&value) {
+                        self.io.clear(event);
+                    }
+                    return Ok(value);
+                }
+                Err(e) => return Err(Error::io(e)),
             }
         }
     }
 
-    /// The poll form of [`io`](Self::io), for the `futures-io` traits: one
-    /// waiter per direction. A cancellation comes back as an `io::Error`
-    /// that converts into the cancellation again with `?`.
-    pub(crate) fn poll_io<R>(
+    /// The poll form of [`stream_io`](Self::stream_io), for the
+    /// `futures-io` traits: one waiter per direction. A cancellation comes
+    /// back as an `io::Error` that converts into the cancellation again
+    /// with `?`.
+    pub(crate) fn poll_stream_io(
         &self,
         cx: &mut Context<'_>,
         direction: Direction,
-        mut op: impl FnMut(&S) -> io::Result<R>,
-    ) -> Poll<io::Result<R>> {
+        room: usize,
+        mut op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
         ready!(crate::scheduler::coop::poll_proceed(cx));
         if let Some(cancel) = context::take_current_cancel() {
             return Poll::Ready(Err(cancel.into()));
@@ -104,10 +135,28 @@ impl<S: mio::event::Source> Registered<S> {
             let event = ready!(self.io.poll_ready_slot(cx, direction))?;
             match op(self.get()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear(event),
-                result => return Poll::Ready(result),
+                Ok(moved) => {
+                    if drained(moved, room) {
+                        self.io.clear(event);
+                    }
+                    return Poll::Ready(Ok(moved));
+                }
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }
+}
+
+/// Whether a stream socket's read or write that moved `moved` of `room`
+/// bytes shows that the socket is drained (nothing left to read, no room
+/// left to write). On an edge-triggered selector (epoll, kqueue; mio uses
+/// nothing else on the platforms spindle supports) a read returns less than
+/// asked only when the receive queue is empty, and a write only when the
+/// send buffer is full, and any later change raises a new event, which
+/// `clear` does not erase. Nothing moved (end of stream, or an empty
+/// buffer) proves nothing.
+fn drained(moved: usize, room: usize) -> bool {
+    0 < moved && moved < room
 }
 
 impl<S: mio::event::Source> Drop for Registered<S> {

@@ -113,7 +113,7 @@ impl<S: StreamSource> StreamIo<S> {
             }
         }
         self.registered
-            .io(Interest::READABLE, |s| s.read_from(buf))
+            .stream_io(Interest::READABLE, buf.len(), |s| s.read_from(buf))
             .await
     }
 
@@ -166,7 +166,7 @@ impl<S: StreamSource> StreamIo<S> {
 
     pub(crate) async fn write(&self, buf: &[u8]) -> Result<usize> {
         self.registered
-            .io(Interest::WRITABLE, |s| s.write_to(buf))
+            .stream_io(Interest::WRITABLE, buf.len(), |s| s.write_to(buf))
             .await
     }
 
@@ -205,12 +205,12 @@ impl<S: StreamSource> StreamIo<S> {
             return Poll::Ready(Ok(n));
         }
         self.registered
-            .poll_io(cx, Direction::Read, |s| s.read_from(buf))
+            .poll_stream_io(cx, Direction::Read, buf.len(), |s| s.read_from(buf))
     }
 
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.registered
-            .poll_io(cx, Direction::Write, |s| s.write_to(buf))
+            .poll_stream_io(cx, Direction::Write, buf.len(), |s| s.write_to(buf))
     }
 
     pub(crate) fn poll_write_vectored(
@@ -218,8 +218,9 @@ impl<S: StreamSource> StreamIo<S> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        let room = bufs.iter().map(|buf| buf.len()).sum();
         self.registered
-            .poll_io(cx, Direction::Write, |s| s.write_vectored_to(bufs))
+            .poll_stream_io(cx, Direction::Write, room, |s| s.write_vectored_to(bufs))
     }
 }
 

@@ -15,7 +15,7 @@
 //! A fault in a guard page is reported as a stack overflow by
 //! [`super::overflow`]. Every slot also has a *red zone*: a canary pattern at its low end that
 //! the fiber driver checks after every switch and when the fiber ends
-//! ([`PooledStack::overflowed`]); a hit is reported as a stack overflow and
+//! ([`RedZone::overflowed`]); a hit is reported as a stack overflow and
 //! the process aborts, because the neighbouring stack was written.
 //!
 //! Stacks are registered with Valgrind (a no-op outside it) so that

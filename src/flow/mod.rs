@@ -1,6 +1,6 @@
-//! Combinators over tasks, asyncio's: [`gather`] (and the
-//! [`gather!`](crate::gather!) macro), [`wait`], [`as_completed`] and
-//! [`shield`].
+//! Combinators over tasks, asyncio's: [`gather`](fn@gather) (and the
+//! [`gather!`](crate::gather!) macro), [`wait`](fn@wait),
+//! [`as_completed`](fn@as_completed) and [`shield`](fn@shield).
 
 mod as_completed;
 mod gather;

@@ -1,5 +1,5 @@
-//! Completion tracking shared by [`gather`](super::gather),
-//! [`wait`](super::wait) and [`as_completed`](super::as_completed), the way
+//! Completion tracking shared by [`gather`](fn@super::gather),
+//! [`wait`](fn@super::wait) and [`as_completed`](fn@super::as_completed), the way
 //! asyncio builds them: an internal done callback on every task records the
 //! completion (in completion order) and wakes the awaiter only when its
 //! condition may have become true.

@@ -28,9 +28,9 @@
 //! earlier decrement (the `Arc` pattern).
 //!
 //! In helgrind builds (`--cfg spindle_helgrind`) each release side announces
-//! itself with [`happens_before`](crate::valgrind::happens_before) on the word
-//! and each acquire side with
-//! [`happens_after`](crate::valgrind::happens_after): helgrind does not see
+//! itself with `crate::valgrind::happens_before` on the word and each
+//! acquire side with `crate::valgrind::happens_after` (a module compiled only
+//! in those builds): helgrind does not see
 //! atomics, and without them every hand-over of a task between workers (its
 //! future, its output, a C task's fiber stack) would look like a race.
 

@@ -1,4 +1,4 @@
-//! Time: [`sleep`], [`sleep_until`], timeout scopes ([`timeout`],
+//! Time: [`sleep`](fn@sleep), [`sleep_until`], timeout scopes ([`timeout`](fn@timeout),
 //! [`timeout_at`], [`Timeout`]) and [`wait_for`], on per-worker timing wheels.
 //!
 //! ```

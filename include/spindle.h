@@ -269,6 +269,12 @@ typedef struct spindle_options {
  */
 typedef int (*spindle_task_fn)(void *arg, void **result);
 
+/**
+ * Frees the argument of a task whose function will never run with it:
+ * the `arg_free` of the `_owned` spawn functions.
+ */
+typedef void (*spindle_arg_free_fn)(void *arg);
+
 
 
 
@@ -589,13 +595,24 @@ int spindle_runtime_run(struct spindle_runtime *runtime, spindle_task_fn main, v
 /**
  * Spawns a C task on `runtime` from any thread (inside a task,
  * `spindle_spawn` is enough). `name` may be NULL; `out` may be NULL to
- * detach the task.
+ * detach the task. `arg` stays the caller's (see `spindle_spawn`).
  *
  * # Safety
  * `runtime` is a live runtime; `name` is NULL or a C string; `out` is NULL
  * or valid for writes.
  */
 int spindle_runtime_spawn(struct spindle_runtime *runtime, spindle_task_fn func, void *arg, const char *name, struct spindle_task **out);
+
+/**
+ * `spindle_runtime_spawn`, taking ownership of `arg` as
+ * `spindle_spawn_owned` does: either `func` runs with it or
+ * `arg_free(arg)` is called, exactly once (failed calls included).
+ *
+ * # Safety
+ * As `spindle_runtime_spawn`; `arg_free` is NULL or a function safe to
+ * call with `arg` from any thread.
+ */
+int spindle_runtime_spawn_owned(struct spindle_runtime *runtime, spindle_task_fn func, void *arg, spindle_arg_free_fn arg_free, const char *name, struct spindle_task **out);
 
 /**
  * Shuts the runtime down: cancels the tasks still running, waits up to the
@@ -689,13 +706,25 @@ int spindle_group_new(struct spindle_group **out);
 /**
  * Spawns `func(arg)` as a child of the group (asyncio's
  * `tg.create_task`). `SPINDLE_ESTATE` once the group is shutting down or
- * done. `out` may be NULL.
+ * done. `out` may be NULL. `arg` stays the caller's (see `spindle_spawn`).
  *
  * # Safety
  * `group` is NULL or a live group; `name` NULL or a C string; `out` NULL
  * or valid for writes.
  */
 int spindle_group_spawn(struct spindle_group *group, spindle_task_fn func, void *arg, const char *name, struct spindle_task **out);
+
+/**
+ * `spindle_group_spawn`, taking ownership of `arg` as
+ * `spindle_spawn_owned` does: either `func` runs with it or
+ * `arg_free(arg)` is called, exactly once (failed calls included, and a
+ * child cancelled before it started because a sibling failed).
+ *
+ * # Safety
+ * As `spindle_group_spawn`; `arg_free` is NULL or a function safe to call
+ * with `arg` from any thread.
+ */
+int spindle_group_spawn_owned(struct spindle_group *group, spindle_task_fn func, void *arg, spindle_arg_free_fn arg_free, const char *name, struct spindle_task **out);
 
 /**
  * Leaves the group: waits until every child is done (asyncio's end of
@@ -1067,11 +1096,29 @@ int spindle_barrier_free(struct spindle_barrier *barrier);
  * (NULL for the default `Task-<id>`). Call from a C task; `out` receives
  * a handle to free with `spindle_task_free`, or is NULL to detach.
  *
+ * `arg` stays the caller's: if the task never starts (cancelled first, or
+ * its runtime shut down), nothing tells the caller; `spindle_spawn_owned`
+ * hands over an argument that must be freed.
+ *
  * # Safety
  * `func` is a valid task function; `name` NULL or a C string; `out` NULL
  * or valid for writes.
  */
 int spindle_spawn(spindle_task_fn func, void *arg, const char *name, struct spindle_task **out);
+
+/**
+ * `spindle_spawn`, taking ownership of `arg`: from this call on, either
+ * `func` runs with it or `arg_free(arg)` is called, exactly once. Called
+ * when the task was cancelled before it started, when its runtime shut
+ * down first, and when this call fails (any error code, bad arguments
+ * included). It runs on whichever thread drops the task, outside any task:
+ * it must only free (no spindle calls). `arg_free` NULL: as `spindle_spawn`.
+ *
+ * # Safety
+ * As `spindle_spawn`; `arg_free` is NULL or a function safe to call with
+ * `arg` from any thread.
+ */
+int spindle_spawn_owned(spindle_task_fn func, void *arg, spindle_arg_free_fn arg_free, const char *name, struct spindle_task **out);
 
 /**
  * Waits until `task` ends (asyncio's `await task`). Returns 0 and stores

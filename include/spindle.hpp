@@ -77,9 +77,10 @@
  *    handle; its captures are destroyed on the task's fiber when it returns.
  *    Capture by reference only what outlives the task (a group's body may
  *    capture its frame by reference: the group waits for its children). A
- *    task whose fiber never starts (it was still queued when its runtime
- *    shut down) leaks that block if its handle was already dropped: the C
- *    ABI has no destructor for a task's argument.
+ *    task whose fiber never starts (cancelled first, or still queued when
+ *    its runtime shut down) gives its reference back through the C ABI's
+ *    `arg_free` (the `_owned` spawn functions), on whichever thread drops
+ *    the task: the callable is then destroyed there, unrun.
  *
  * 7. Handles are move-only. Destroying a `task` detaches the task (it keeps
  *    running, as a Python task whose last reference is gone); destroying the
@@ -322,6 +323,10 @@ template <class F, class R> struct task_state final : value_state<R> {
 
     template <class G> explicit task_state(G &&g) : fn(std::in_place, std::forward<G>(g)) {}
 
+    /* The `arg_free` of the `_owned` spawn functions: the fiber will never
+     * run, so its reference goes now (rule 6). */
+    static void release_unstarted(void *arg) noexcept { static_cast<task_state *>(arg)->release(); }
+
     /* The C task function. Nothing escapes it (rule 1): it is noexcept, and
      * every exception of the callable is caught and becomes the status. */
     static int trampoline(void *arg, void **result) noexcept {
@@ -522,13 +527,8 @@ template <class R = void> class task {
 
     void reset() noexcept {
         if (state_ != nullptr) {
-            // A task that ended without its fiber ever starting (aborted at
-            // shutdown) will never release the fiber's reference: do it.
-            int done = 0;
-            if (!state_->started.load(std::memory_order_acquire) &&
-                spindle_task_done(handle_, &done) == 0 && done &&
-                !state_->started.load(std::memory_order_acquire))
-                state_->release();
+            // The fiber's reference is not ours: its trampoline or, if it
+            // never starts, release_unstarted gives it back.
             state_->release();
             state_ = nullptr;
         }
@@ -552,7 +552,8 @@ template <class R> task<R> adopt(spindle_task *handle, state_base *state) noexce
 }
 
 /* Makes the shared block of `f`, hands its trampoline to `c_spawn(fn, arg,
- * &handle)` (one of the C spawn functions), wraps the handle. */
+ * arg_free, &handle)` (one of the C `_owned` spawn functions: the fiber's
+ * reference goes with `arg`), wraps the handle. */
 template <class F, class CSpawn> auto spawn_with(F &&f, CSpawn &&c_spawn) {
     using R = result_of_t<F>;
     static_assert(std::is_invocable_v<std::decay_t<F> &>, "a task is a callable taking no arguments");
@@ -560,9 +561,9 @@ template <class F, class CSpawn> auto spawn_with(F &&f, CSpawn &&c_spawn) {
     using state = task_state<std::decay_t<F>, R>;
     auto *s = new state(std::forward<F>(f));
     spindle_task *handle = nullptr;
-    int rc = c_spawn(&state::trampoline, static_cast<void *>(s), &handle);
+    int rc = c_spawn(&state::trampoline, static_cast<void *>(s), &state::release_unstarted, &handle);
     if (rc != 0) {
-        delete s; // a task that could not be spawned never runs
+        s->release(); // the handle's; a failed spawn gave the fiber's to release_unstarted
         throw_status(rc);
     }
     return adopt<R>(handle, s);
@@ -573,15 +574,17 @@ template <class F, class CSpawn> auto spawn_with(F &&f, CSpawn &&c_spawn) {
 /* Spawns `f()` as a task of the running task's runtime (asyncio.create_task);
  * call from inside a task. */
 template <class F> auto spawn(F &&f) {
-    return detail::spawn_with(std::forward<F>(f), [](spindle_task_fn fn, void *arg, spindle_task **out) {
-        return spindle_spawn(fn, arg, nullptr, out);
-    });
+    return detail::spawn_with(std::forward<F>(f),
+                              [](spindle_task_fn fn, void *arg, spindle_arg_free_fn arg_free, spindle_task **out) {
+                                  return spindle_spawn_owned(fn, arg, arg_free, nullptr, out);
+                              });
 }
 /* The same, with a name (task.get_name()). */
 template <class F> auto spawn(const std::string &name, F &&f) {
-    return detail::spawn_with(std::forward<F>(f), [&](spindle_task_fn fn, void *arg, spindle_task **out) {
-        return spindle_spawn(fn, arg, name.c_str(), out);
-    });
+    return detail::spawn_with(std::forward<F>(f),
+                              [&](spindle_task_fn fn, void *arg, spindle_arg_free_fn arg_free, spindle_task **out) {
+                                  return spindle_spawn_owned(fn, arg, arg_free, name.c_str(), out);
+                              });
 }
 
 /* A handle to the task running this code (raw: its result is C's). Throws
@@ -992,9 +995,10 @@ class group {
     template <class F> auto spawn_named(const char *name, F &&f) {
         if (children_.size() == children_.capacity()) // no throw after the spawn
             children_.reserve(children_.empty() ? 8 : 2 * children_.size());
-        auto t = detail::spawn_with(std::forward<F>(f), [&](spindle_task_fn fn, void *arg, spindle_task **out) {
-            return spindle_group_spawn(group_, fn, arg, name, out);
-        });
+        auto t = detail::spawn_with(
+            std::forward<F>(f), [&](spindle_task_fn fn, void *arg, spindle_arg_free_fn arg_free, spindle_task **out) {
+                return spindle_group_spawn_owned(group_, fn, arg, arg_free, name, out);
+            });
         auto *state = t.state_;
         state->retain();
         children_.push_back(state);
@@ -1477,14 +1481,16 @@ class runtime {
 
     /* Spawns `f()` from any thread (inside a task, `spindle::spawn`). */
     template <class F> auto spawn(F &&f) {
-        return detail::spawn_with(std::forward<F>(f), [&](spindle_task_fn fn, void *arg, spindle_task **out) {
-            return spindle_runtime_spawn(rt_, fn, arg, nullptr, out);
-        });
+        return detail::spawn_with(
+            std::forward<F>(f), [&](spindle_task_fn fn, void *arg, spindle_arg_free_fn arg_free, spindle_task **out) {
+                return spindle_runtime_spawn_owned(rt_, fn, arg, arg_free, nullptr, out);
+            });
     }
     template <class F> auto spawn(const std::string &name, F &&f) {
-        return detail::spawn_with(std::forward<F>(f), [&](spindle_task_fn fn, void *arg, spindle_task **out) {
-            return spindle_runtime_spawn(rt_, fn, arg, name.c_str(), out);
-        });
+        return detail::spawn_with(
+            std::forward<F>(f), [&](spindle_task_fn fn, void *arg, spindle_arg_free_fn arg_free, spindle_task **out) {
+                return spindle_runtime_spawn_owned(rt_, fn, arg, arg_free, name.c_str(), out);
+            });
     }
 
     spindle_runtime *native_handle() const noexcept { return rt_; }

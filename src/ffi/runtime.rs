@@ -1,7 +1,9 @@
 //! The runtime from C: options, create, run a main task, free.
 
 use super::stack::StackPool;
-use super::task::{spawn_c_task, spindle_task, spindle_task_fn, TaskResult};
+use super::task::{
+    spawn_c_task, spindle_arg_free_fn, spindle_task, spindle_task_fn, OwnedArg, TaskResult,
+};
 use super::{boundary, optional_str, SPINDLE_EINVAL, SPINDLE_ERUNTIME, SPINDLE_ESTATE};
 use crate::runtime::{context, Runtime};
 use std::ffi::{c_char, c_int, c_void};
@@ -182,7 +184,12 @@ pub unsafe extern "C" fn spindle_runtime_run(
         };
         let task = {
             let _entered = runtime.handle().enter();
-            match spawn_c_task(&rt.stacks, main, arg, Some("main".into())) {
+            match spawn_c_task(
+                &rt.stacks,
+                main,
+                OwnedArg::new(arg, None),
+                Some("main".into()),
+            ) {
                 Ok(task) => task,
                 Err(code) => return code,
             }
@@ -195,7 +202,7 @@ pub unsafe extern "C" fn spindle_runtime_run(
 
 /// Spawns a C task on `runtime` from any thread (inside a task,
 /// `spindle_spawn` is enough). `name` may be NULL; `out` may be NULL to
-/// detach the task.
+/// detach the task. `arg` stays the caller's (see `spindle_spawn`).
 ///
 /// # Safety
 /// `runtime` is a live runtime; `name` is NULL or a C string; `out` is NULL
@@ -208,7 +215,28 @@ pub unsafe extern "C" fn spindle_runtime_spawn(
     name: *const c_char,
     out: *mut *mut spindle_task,
 ) -> c_int {
-    boundary(|| {
+    // SAFETY: the same contract.
+    boundary(|| unsafe { spindle_runtime_spawn_owned(runtime, func, arg, None, name, out) })
+}
+
+/// `spindle_runtime_spawn`, taking ownership of `arg` as
+/// `spindle_spawn_owned` does: either `func` runs with it or
+/// `arg_free(arg)` is called, exactly once (failed calls included).
+///
+/// # Safety
+/// As `spindle_runtime_spawn`; `arg_free` is NULL or a function safe to
+/// call with `arg` from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn spindle_runtime_spawn_owned(
+    runtime: *mut spindle_runtime,
+    func: spindle_task_fn,
+    arg: *mut c_void,
+    arg_free: spindle_arg_free_fn,
+    name: *const c_char,
+    out: *mut *mut spindle_task,
+) -> c_int {
+    let arg = OwnedArg::new(arg, arg_free);
+    boundary(move || {
         // SAFETY: NULL or live per the contract.
         let Some(rt) = (unsafe { runtime.as_ref() }) else {
             return SPINDLE_EINVAL;

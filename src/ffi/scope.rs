@@ -14,7 +14,10 @@
 
 use super::fiber;
 use super::stack::StackPool;
-use super::task::{spawn_c_task_in, spindle_task, spindle_task_fn, TaskFailure, TaskResult};
+use super::task::{
+    spawn_c_task_in, spindle_arg_free_fn, spindle_task, spindle_task_fn, OwnedArg, TaskFailure,
+    TaskResult,
+};
 use super::{
     block_on, boundary, code_of, limit_from_secs, optional_str, write_out, SPINDLE_EBUSY,
     SPINDLE_ECANCELED, SPINDLE_EINVAL, SPINDLE_ENOTASK, SPINDLE_ESTATE, SPINDLE_ETIMEDOUT,
@@ -295,7 +298,7 @@ pub unsafe extern "C" fn spindle_group_new(out: *mut *mut spindle_group) -> c_in
 
 /// Spawns `func(arg)` as a child of the group (asyncio's
 /// `tg.create_task`). `SPINDLE_ESTATE` once the group is shutting down or
-/// done. `out` may be NULL.
+/// done. `out` may be NULL. `arg` stays the caller's (see `spindle_spawn`).
 ///
 /// # Safety
 /// `group` is NULL or a live group; `name` NULL or a C string; `out` NULL
@@ -308,7 +311,29 @@ pub unsafe extern "C" fn spindle_group_spawn(
     name: *const c_char,
     out: *mut *mut spindle_task,
 ) -> c_int {
-    boundary(|| {
+    // SAFETY: the same contract.
+    boundary(|| unsafe { spindle_group_spawn_owned(group, func, arg, None, name, out) })
+}
+
+/// `spindle_group_spawn`, taking ownership of `arg` as
+/// `spindle_spawn_owned` does: either `func` runs with it or
+/// `arg_free(arg)` is called, exactly once (failed calls included, and a
+/// child cancelled before it started because a sibling failed).
+///
+/// # Safety
+/// As `spindle_group_spawn`; `arg_free` is NULL or a function safe to call
+/// with `arg` from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn spindle_group_spawn_owned(
+    group: *mut spindle_group,
+    func: spindle_task_fn,
+    arg: *mut c_void,
+    arg_free: spindle_arg_free_fn,
+    name: *const c_char,
+    out: *mut *mut spindle_task,
+) -> c_int {
+    let arg = OwnedArg::new(arg, arg_free);
+    boundary(move || {
         // SAFETY: NULL or live per the contract.
         let Some(group) = (unsafe { group.as_ref() }) else {
             return SPINDLE_EINVAL;

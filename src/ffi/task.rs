@@ -64,6 +64,45 @@ impl fmt::Display for TaskFailure {
 
 impl std::error::Error for TaskFailure {}
 
+/// Frees the argument of a task whose function will never run with it:
+/// the `arg_free` of the `_owned` spawn functions.
+pub type spindle_arg_free_fn = Option<unsafe extern "C" fn(arg: *mut c_void)>;
+
+/// A task's argument from the spawn call on: either handed to the task's
+/// function ([`OwnedArg::into_arg`]) or, if that never happens, given to
+/// its `arg_free` when dropped (the spawn failed, the task was cancelled
+/// before it started, its runtime shut down first). Exactly one of the two.
+pub(crate) struct OwnedArg {
+    arg: SendPtr,
+    free: spindle_arg_free_fn,
+}
+
+impl OwnedArg {
+    /// `free` NULL: the caller keeps ownership (the plain spawn functions).
+    pub(crate) fn new(arg: *mut c_void, free: spindle_arg_free_fn) -> OwnedArg {
+        OwnedArg {
+            arg: SendPtr(arg),
+            free,
+        }
+    }
+
+    /// The argument, for the task's function: `arg_free` will not be called.
+    fn into_arg(mut self) -> *mut c_void {
+        self.free = None;
+        self.arg.0
+    }
+}
+
+impl Drop for OwnedArg {
+    fn drop(&mut self) {
+        if let Some(free) = self.free.take() {
+            // SAFETY: the C program gave this function to free this argument
+            // when the task's function never runs, which is now certain.
+            unsafe { free(self.arg.0) };
+        }
+    }
+}
+
 /// A C pointer that moves with its task (C owns what it points to).
 #[derive(Clone, Copy)]
 pub(crate) struct SendPtr(pub(crate) *mut c_void);
@@ -110,7 +149,7 @@ pub(crate) fn blocking_status(result: Result<()>) -> c_int {
 pub(crate) fn spawn_c_task(
     stacks: &Arc<StackPool>,
     func: spindle_task_fn,
-    arg: *mut c_void,
+    arg: OwnedArg,
     name: Option<String>,
 ) -> std::result::Result<Task<usize>, c_int> {
     spawn_c_task_in(stacks, func, arg, name, |builder, fiber| {
@@ -123,20 +162,19 @@ pub(crate) fn spawn_c_task(
 pub(crate) fn spawn_c_task_in(
     stacks: &Arc<StackPool>,
     func: spindle_task_fn,
-    arg: *mut c_void,
+    arg: OwnedArg,
     name: Option<String>,
     spawn: impl FnOnce(task::Builder, Fiber) -> Result<Task<usize>>,
 ) -> std::result::Result<Task<usize>, c_int> {
     let Some(func) = func else {
         return Err(SPINDLE_EINVAL);
     };
-    let arg = SendPtr(arg);
     let body: fiber::Body = Box::new(move || {
-        let arg = arg;
+        let arg = arg.into_arg();
         let mut result: *mut c_void = std::ptr::null_mut();
         // SAFETY: the C program gave this function and argument to run
         // as a task; `result` is a valid out-pointer.
-        let code = unsafe { func(arg.0, &mut result) };
+        let code = unsafe { func(arg, &mut result) };
         match code {
             0 => Ok(result as usize),
             SPINDLE_ECANCELED => Err(fiber::take_cancel()),
@@ -157,6 +195,10 @@ pub(crate) fn spawn_c_task_in(
 /// (NULL for the default `Task-<id>`). Call from a C task; `out` receives
 /// a handle to free with `spindle_task_free`, or is NULL to detach.
 ///
+/// `arg` stays the caller's: if the task never starts (cancelled first, or
+/// its runtime shut down), nothing tells the caller; `spindle_spawn_owned`
+/// hands over an argument that must be freed.
+///
 /// # Safety
 /// `func` is a valid task function; `name` NULL or a C string; `out` NULL
 /// or valid for writes.
@@ -167,7 +209,30 @@ pub unsafe extern "C" fn spindle_spawn(
     name: *const c_char,
     out: *mut *mut spindle_task,
 ) -> c_int {
-    boundary(|| {
+    // SAFETY: the same contract.
+    boundary(|| unsafe { spindle_spawn_owned(func, arg, None, name, out) })
+}
+
+/// `spindle_spawn`, taking ownership of `arg`: from this call on, either
+/// `func` runs with it or `arg_free(arg)` is called, exactly once. Called
+/// when the task was cancelled before it started, when its runtime shut
+/// down first, and when this call fails (any error code, bad arguments
+/// included). It runs on whichever thread drops the task, outside any task:
+/// it must only free (no spindle calls). `arg_free` NULL: as `spindle_spawn`.
+///
+/// # Safety
+/// As `spindle_spawn`; `arg_free` is NULL or a function safe to call with
+/// `arg` from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn spindle_spawn_owned(
+    func: spindle_task_fn,
+    arg: *mut c_void,
+    arg_free: spindle_arg_free_fn,
+    name: *const c_char,
+    out: *mut *mut spindle_task,
+) -> c_int {
+    let arg = OwnedArg::new(arg, arg_free);
+    boundary(move || {
         let Some(stacks) = fiber::current_pool() else {
             return SPINDLE_ENOTASK;
         };

@@ -1,30 +1,42 @@
 //! Networking benchmark: a TCP echo server on spindle against the same
-//! server on tokio's multi-thread runtime, over loopback.
+//! server on tokio's multi-thread runtime and on smol (async-executor with
+//! async-io's reactor), over loopback.
 //!
 //! # The servers
-//! One per runtime, each with 2 worker threads: a listener on
-//! `127.0.0.1:0` whose accept loop spawns one task per connection; the task
-//! reads into a 512-byte buffer and `write_all`s what it read back, until
-//! end of stream. `TCP_NODELAY` is set on every socket (on both sides), so
-//! an echo that happens to be split in two is never held back by Nagle
-//! waiting for a delayed ACK. The code is the same, line for line, on both
-//! runtimes (`spindle_echo` / `tokio_echo`).
+//! One per runtime, each run with 1 worker thread and with all cores
+//! (`common::worker_counts()`): a listener on `127.0.0.1:0` whose accept
+//! loop spawns one task per connection; the task reads into a 512-byte
+//! buffer and `write_all`s what it read back, until end of stream.
+//! `TCP_NODELAY` is set on every socket (on both sides), so an echo that
+//! happens to be split in two is never held back by Nagle waiting for a
+//! delayed ACK. The code is the same, line for line, on the three runtimes
+//! (`spindle_echo` / `tokio_echo` / `smol_echo`, and the `*_accept` loops).
+//!
+//! smol's server is `common::SmolRt::with_reactor(W)`: W threads
+//! (`smol-worker-{i}`) each running the executor inside `async_io::block_on`,
+//! so that they drive async-io's reactor themselves when idle, which is how
+//! smol runs; its sockets are `async_io::Async<std::net::TcpListener>` and
+//! `Async<std::net::TcpStream>`, read and written with futures-lite's
+//! `AsyncReadExt` / `AsyncWriteExt`. async-io also runs a fallback thread
+//! of its own, `async-io`, that drives the reactor when no `block_on` does
+//! (process-wide, started with the reactor): its CPU time is counted as
+//! part of smol's server below.
 //!
 //! # The clients (the load generator), and why they run where they do
-//! The clients must be the same for both servers, or the comparison
-//! measures the clients. They run on a *third*, fixed runtime that is
-//! neither server's: a tokio `current_thread` runtime driven by the bench
-//! thread itself (`block_on`). So for both servers the load comes from the
-//! same code on one separate thread, sharing no scheduler, driver or queue
-//! with the server. It is async because 500 blocking client threads would
-//! swamp the 2 cores; it is single-threaded so that it takes the same, fixed
-//! share of the machine whichever server runs. The cost: on a 2-core
-//! machine three busy threads (2 server workers + the client) share two
-//! cores, and the client's CPU is part of every round trip. The numbers are
-//! therefore the throughput of *client + server* on the box, in which a
-//! difference between servers shows up diluted, but in the right direction
-//! (a server that spends less CPU or wakes fewer threads per message leaves
-//! more to the client). In a profile the client thread takes about half of
+//! The clients must be the same for every server, or the comparison
+//! measures the clients. They run on a separate, fixed runtime that is
+//! none of the servers': a tokio `current_thread` runtime driven by the
+//! bench thread itself (`block_on`). So for every server the load comes from
+//! the same code on one separate thread, sharing no scheduler, driver or
+//! queue with the server. It is async because 500 blocking client threads
+//! would swamp the 2 cores; it is single-threaded so that it takes the same,
+//! fixed share of the machine whichever server runs. The cost: on a 2-core
+//! machine with 2 server workers three busy threads share two cores, and the
+//! client's CPU is part of every round trip. The numbers are therefore the
+//! throughput of *client + server* on the box, in which a difference between
+//! servers shows up diluted, but in the right direction (a server that
+//! spends less CPU or wakes fewer threads per message leaves more to the
+//! client). In a profile (2 workers) the client thread takes about half of
 //! the process's CPU, and the kernel's TCP path most of the rest.
 //!
 //! Each workload opens its N connections once, before timing (so neither
@@ -37,7 +49,9 @@
 //! an iteration slower than `HANG_TIMEOUT` panics instead of hanging.
 //!
 //! Throughput is in messages (round trips of 512 bytes each way) per second:
-//! criterion's `Throughput::Elements(N * M)`.
+//! criterion's `Throughput::Elements(N * M)`. The ids are
+//! `<workload>/<server>/<workers>` (`tcp_echo_50conn/smol/1`), the server
+//! one of `spindle`, `tokio`, `smol`.
 //!
 //! - `tcp_echo_50conn`: N = 50, M = 200 (10,000 round trips per iteration)
 //! - `tcp_echo_500conn`: N = 500, M = 20 (10,000 round trips per iteration)
@@ -47,82 +61,91 @@
 //! # Teardown
 //! After each workload the client closes its connections; the bench waits
 //! until every server connection task has seen end of stream and ended
-//! (and checks none failed), then stops the accept loop (spindle: cancel
-//! the task; tokio: abort it) and awaits it, checks that the listening
-//! port now refuses connections (the listener was closed, not leaked), and
-//! shuts the runtime down (joining its threads).
+//! (and checks none failed), then stops the accept loop (spindle: cancel the
+//! task; tokio: abort it; smol: `Task::cancel`) and awaits it, checks that
+//! the listening port now refuses connections (the listener was closed, not
+//! leaked), and shuts the runtime down (joining its threads; smol: dropping
+//! the `SmolRt`). A watchdog fails the bench (exits the process) if the
+//! teardown of a server hangs.
 //!
-//! # The ratio
-//! At the end of the run a summary is printed, in three parts. Read the ratio
-//! `spindle time / tokio time` as: above 1, spindle is slower (1.10: each
-//! message takes 10% more wall time with the spindle server).
-//! - criterion: for each workload, the mean time per iteration over
-//!   criterion's measurement samples (warm-up calls left out), as messages
-//!   per second with the slowest and fastest sample, and the ratio. The two
-//!   servers are measured one after the other, so on a shared machine a
-//!   change of background load between the two shows up in this ratio.
-//! - paired: then, for each workload criterion ran, both servers are started
-//!   again side by side (the idle one sleeps), and `PAIRS` iterations of
-//!   each are alternated (spindle first in even rounds, tokio first in odd
-//!   ones). Printed: messages per second of each over the whole run, the
-//!   ratio of the total times, and the median, lowest and highest ratio of
-//!   the single pairs. Load that drifts slowly hits both alike here; the
-//!   spread of the pair ratios shows how noisy the machine was.
-//!
+//! # The ratios
+//! At the end of the run a summary is printed, in three parts, for each
+//! workload and worker count (`1w`, `2w`, ...). Read a ratio
+//! `spindle time / peer time` (`spindle/tokio`, `spindle/smol`) as: above 1,
+//! spindle is slower (1.10: each message takes 10% more wall time with the
+//! spindle server).
+//! - criterion: the mean time per iteration over criterion's measurement
+//!   samples (warm-up calls left out), as messages per second with the
+//!   slowest and fastest sample, and the ratios. The servers are measured
+//!   one after the other, so on a shared machine a change of background load
+//!   between them shows up in these ratios.
+//! - paired: then, for each workload and worker count criterion ran with all
+//!   three servers, the three are started again side by side (the idle ones
+//!   sleep), and `ROUNDS` rounds are run, each one iteration of every server,
+//!   in an order that rotates from round to round (spindle, tokio, smol;
+//!   then tokio, smol, spindle; then smol, spindle, tokio), so each server
+//!   takes each place equally often. Printed: messages per second of each
+//!   over the whole run, and for each peer the ratio of the total times and
+//!   the median, lowest and highest ratio of the single rounds. Load that
+//!   drifts slowly hits all three alike here; the spread of the round ratios
+//!   shows how noisy the machine was.
 //! - CPU time per message, from the paired run: the CPU time of each
-//!   server's worker threads (the kernel's count per thread, in
-//!   `/proc/self/task/*/schedstat`, found by thread name) over the whole
-//!   paired run, and the CPU time of the client thread during each server's
-//!   iterations, per message, and the share of the servers' time spent in
-//!   user mode (the rest is the kernel's). Because the client thread is the bottleneck
-//!   (about 100% of a core in a profile, with the two server workers near
-//!   45% each), wall time shows a difference between the servers only
-//!   diluted; their CPU per message shows it directly.
+//!   server's threads (the kernel's count per thread, in
+//!   `/proc/self/task/*/schedstat`, found by thread name: `spindle-server`,
+//!   `tokio-server`, smol's `smol-worker-*` plus async-io's `async-io`
+//!   thread, whose own part is also shown) over the whole paired run, and
+//!   the CPU time of the client thread during each server's iterations, per
+//!   message, and the share of the servers' time spent in user mode (the
+//!   rest is the kernel's). Because the client thread is the bottleneck
+//!   (with 2 workers, about 100% of a core in a profile, with the two server
+//!   workers near 45% each), wall time shows a difference between the
+//!   servers only diluted; their CPU per message shows it directly.
 //!
 //! In test mode all three parts are printed too but are tiny runs, not a
-//! measurement. A full run takes about 80 s.
+//! measurement. A full run takes about 4 minutes on 2 cores.
 //!
 //! `cargo bench --bench net -- --test` runs every workload once.
 
+use async_io::Async;
 use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
+use futures_lite::future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Worker threads of each server runtime.
-const WORKERS: usize = 2;
-/// The names of the server runtimes' threads (as the kernel keeps them:
-/// at most 15 bytes), by which their CPU time is found.
+mod common;
+use common::{smol_spawn, test_mode, worker_counts, SmolRt};
+
+/// The servers' threads, by name prefix (as the kernel keeps names: at most
+/// 15 bytes), by which their CPU time is found.
 const SPINDLE_THREADS: &str = "spindle-server";
 const TOKIO_THREADS: &str = "tokio-server";
+/// `SmolRt`'s worker threads are `smol-worker-{i}`.
+const SMOL_THREADS: &str = "smol-worker";
+/// async-io's fallback thread that drives its reactor (part of smol).
+const ASYNC_IO_THREAD: &str = "async-io";
 /// The size of a message and of the server's read buffer.
 const MSG: usize = 512;
 /// (connections, round trips per connection per iteration).
 const WORKLOADS: [(usize, usize); 2] = [(50, 200), (500, 20)];
 /// Round trips per connection per iteration in test mode.
 const TRIPS_TEST: usize = 2;
-/// Alternated iterations of each server in the paired run, after criterion.
-const PAIRS: usize = 15;
-const PAIRS_TEST: usize = 1;
-/// An iteration (or a setup or teardown wait) longer than this is a hang.
+/// Rounds of the paired run, after criterion (each one iteration of every
+/// server; a multiple of 3 so each server takes each place equally often).
+const ROUNDS: usize = 15;
+const ROUNDS_TEST: usize = 1;
+/// An iteration, or a server's shutdown, longer than this is a hang.
 const HANG_TIMEOUT: Duration = Duration::from_secs(60);
-/// Setup and teardown waits (accepting all, closing all).
+/// Setup and teardown waits (accepting all, closing all, shutting down).
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Criterion's settings for each workload.
 const WARM_UP: Duration = Duration::from_secs(2);
 const MEASUREMENT: Duration = Duration::from_secs(8);
 const SAMPLES: usize = 20;
-
-/// Whether criterion runs in test mode: `--test`, or not run by `cargo bench`.
-fn test_mode() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().any(|a| a == "--test") || !args.iter().any(|a| a == "--bench")
-}
 
 /// Round trips per connection per iteration: `trips`, or `TRIPS_TEST` in
 /// test mode.
@@ -145,6 +168,23 @@ fn wait_until(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// For waits with no timeout of their own (blocking on a runtime, joining
+/// its threads): exits the process, failing the bench, unless what it
+/// returns is dropped within `timeout`.
+fn watchdog(timeout: Duration, what: String) -> mpsc::Sender<()> {
+    let (disarm, armed) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("net-watchdog".to_string())
+        .spawn(move || {
+            if armed.recv_timeout(timeout) == Err(mpsc::RecvTimeoutError::Timeout) {
+                eprintln!("{what}: not within {timeout:?}, a hang");
+                std::process::exit(101);
+            }
+        })
+        .expect("spawn the watchdog thread");
+    disarm
 }
 
 /// What a server's connection tasks report.
@@ -204,6 +244,7 @@ async fn spindle_accept(
 }
 
 async fn tokio_echo(mut stream: tokio::net::TcpStream) -> io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = [0u8; MSG];
     loop {
         let n = stream.read(&mut buf).await?;
@@ -230,6 +271,76 @@ async fn tokio_accept(
     }
 }
 
+async fn smol_echo(mut stream: Async<std::net::TcpStream>) -> io::Result<()> {
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = [0u8; MSG];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        stream.write_all(&buf[..n]).await?;
+    }
+}
+
+async fn smol_accept(
+    listener: Async<std::net::TcpListener>,
+    stats: Arc<ServerStats>,
+) -> io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.get_ref().set_nodelay(true)?;
+        stats.opened();
+        let stats = stats.clone();
+        smol_spawn(async move {
+            let result = smol_echo(stream).await;
+            stats.closed(result.is_ok());
+        })
+        .detach();
+    }
+}
+
+/// The servers, by criterion function name; also the index of each in the
+/// per-server arrays of the paired run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Spindle = 0,
+    Tokio = 1,
+    Smol = 2,
+}
+
+/// Every server, in the order criterion measures them.
+const KINDS: [Kind; 3] = [Kind::Spindle, Kind::Tokio, Kind::Smol];
+/// The servers spindle's is compared with.
+const PEERS: [Kind; 2] = [Kind::Tokio, Kind::Smol];
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Spindle => "spindle",
+            Kind::Tokio => "tokio",
+            Kind::Smol => "smol",
+        }
+    }
+
+    /// The name prefixes of the threads whose CPU time is the server's.
+    fn threads(self) -> &'static [&'static str] {
+        match self {
+            Kind::Spindle => &[SPINDLE_THREADS],
+            Kind::Tokio => &[TOKIO_THREADS],
+            Kind::Smol => &[SMOL_THREADS, ASYNC_IO_THREAD],
+        }
+    }
+
+    fn start(self, workers: usize) -> Running {
+        match self {
+            Kind::Spindle => Running::spindle(workers),
+            Kind::Tokio => Running::tokio(workers),
+            Kind::Smol => Running::smol(workers),
+        }
+    }
+}
+
 /// A running echo server and its runtime.
 enum Server {
     Spindle {
@@ -240,6 +351,10 @@ enum Server {
         rt: tokio::runtime::Runtime,
         accept: tokio::task::JoinHandle<io::Result<()>>,
     },
+    Smol {
+        rt: SmolRt,
+        accept: async_executor::Task<io::Result<()>>,
+    },
 }
 
 struct Running {
@@ -249,9 +364,9 @@ struct Running {
 }
 
 impl Running {
-    fn spindle() -> Running {
+    fn spindle(workers: usize) -> Running {
         let rt = spindle::Runtime::builder()
-            .worker_threads(WORKERS)
+            .worker_threads(workers)
             .thread_name(SPINDLE_THREADS)
             .build()
             .expect("build the spindle runtime");
@@ -268,9 +383,9 @@ impl Running {
         }
     }
 
-    fn tokio() -> Running {
+    fn tokio(workers: usize) -> Running {
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(WORKERS)
+            .worker_threads(workers)
             .thread_name(TOKIO_THREADS)
             .enable_all()
             .build()
@@ -288,6 +403,20 @@ impl Running {
         }
     }
 
+    fn smol(workers: usize) -> Running {
+        let rt = SmolRt::with_reactor(workers);
+        let listener =
+            Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0)).expect("smol: bind");
+        let addr = listener.get_ref().local_addr().expect("smol: local_addr");
+        let stats = Arc::new(ServerStats::default());
+        let accept = rt.spawn(smol_accept(listener, stats.clone()));
+        Running {
+            server: Server::Smol { rt, accept },
+            addr,
+            stats,
+        }
+    }
+
     /// Call after the clients closed their connections: waits for every
     /// connection task to end, stops the accept loop, checks the listener
     /// is closed, shuts the runtime down.
@@ -300,6 +429,7 @@ impl Running {
         );
         let failed = stats.failed.load(Acquire);
         assert_eq!(failed, 0, "{name}: {failed} server connection tasks failed");
+        let _watchdog = watchdog(HANG_TIMEOUT, format!("{name}: shutting the server down"));
         match self.server {
             Server::Spindle { rt, accept } => {
                 accept.cancel();
@@ -320,6 +450,17 @@ impl Running {
                 );
                 assert_refused(self.addr, name);
                 rt.shutdown_timeout(SETTLE_TIMEOUT);
+            }
+            Server::Smol { rt, accept } => {
+                // `None`: cancelled (its future, and the listener, dropped).
+                let ended = future::block_on(accept.cancel());
+                assert!(
+                    ended.is_none(),
+                    "smol: the accept loop ended with {ended:?} instead of being cancelled"
+                );
+                assert_refused(self.addr, name);
+                // Closes the executor's stop channel and joins its threads.
+                drop(rt);
             }
         }
     }
@@ -406,6 +547,7 @@ async fn client(
     round: u64,
     trips: usize,
 ) -> io::Result<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut msg = [0u8; MSG];
     let mut echo = [0u8; MSG];
     for trip in 0..trips {
@@ -424,12 +566,27 @@ async fn client(
     Ok(stream)
 }
 
+/// Starts `kind`'s server with `workers` workers, connects `conns` clients
+/// to it, and waits until the server has accepted them all.
+fn start_with_clients(kind: Kind, workers: usize, conns: usize) -> (Running, Clients) {
+    let server = kind.start(workers);
+    let clients = Clients::connect(server.addr, conns);
+    let stats = server.stats.clone();
+    wait_until(
+        SETTLE_TIMEOUT,
+        &format!("{}/{workers}: accepting {conns} connections", kind.name()),
+        || stats.accepted.load(Acquire) == conns,
+    );
+    (server, clients)
+}
+
 // ---------------------------------------------------------------------------
 // Timings for the summary.
 
 struct Record {
     group: String,
-    name: &'static str,
+    kind: Kind,
+    workers: usize,
     msgs_per_iter: u64,
     /// (start of the call, iterations, elapsed) for each call criterion made.
     calls: Vec<(Instant, u64, Duration)>,
@@ -437,16 +594,23 @@ struct Record {
 
 static RECORDS: Mutex<Vec<Record>> = Mutex::new(Vec::new());
 
-fn record(group: &str, name: &'static str, msgs_per_iter: u64, call: (Instant, u64, Duration)) {
+fn record(
+    group: &str,
+    kind: Kind,
+    workers: usize,
+    msgs_per_iter: u64,
+    call: (Instant, u64, Duration),
+) {
     let mut records = RECORDS.lock().unwrap();
     match records
         .iter_mut()
-        .find(|r| r.group == group && r.name == name)
+        .find(|r| r.group == group && r.kind == kind && r.workers == workers)
     {
         Some(r) => r.calls.push(call),
         None => records.push(Record {
             group: group.to_string(),
-            name,
+            kind,
+            workers,
             msgs_per_iter,
             calls: vec![call],
         }),
@@ -479,30 +643,35 @@ fn per_iteration(record: &Record) -> (f64, f64, f64) {
     (mean, slowest, fastest)
 }
 
-/// Whether criterion measured both servers of `group` (not filtered out,
-/// not `--list`).
-fn measured_both(group: &str) -> bool {
+/// Whether criterion measured every server of `group` at `workers` workers
+/// (none filtered out, not `--list`).
+fn measured_all(group: &str, workers: usize) -> bool {
     let records = RECORDS.lock().unwrap();
-    ["spindle", "tokio"]
-        .iter()
-        .all(|name| records.iter().any(|r| r.group == group && r.name == *name))
+    KINDS.iter().all(|&kind| {
+        records
+            .iter()
+            .any(|r| r.group == group && r.kind == kind && r.workers == workers)
+    })
 }
 
-/// The paired run of one workload: both servers up at once, iterations
-/// alternated (spindle first in even rounds, tokio first in odd ones).
+/// The paired run of one workload at one worker count: the three servers
+/// up at once, one iteration of each per round, in rotating order.
 struct Paired {
     group: String,
+    workers: usize,
     msgs_per_iter: u64,
-    spindle: Duration,
-    tokio: Duration,
-    /// spindle time / tokio time of each pair, sorted.
-    ratios: Vec<f64>,
-    /// CPU time of each server's worker threads over the paired run.
-    spindle_server_cpu: ThreadsCpu,
-    tokio_server_cpu: ThreadsCpu,
-    /// CPU time of the client thread during each server's iterations.
-    spindle_client_cpu: Duration,
-    tokio_client_cpu: Duration,
+    rounds: usize,
+    /// Per server (indexed by `Kind`): wall time of its iterations.
+    wall: [Duration; 3],
+    /// Per server: CPU time of its threads over the paired run.
+    server_cpu: [ThreadsCpu; 3],
+    /// The part of smol's that async-io's own `async-io` thread used.
+    async_io_cpu: Duration,
+    /// Per server: CPU time of the client thread during its iterations.
+    client_cpu: [Duration; 3],
+    /// Per peer (as in `PEERS`): spindle time / peer time of each round,
+    /// sorted.
+    ratios: [Vec<f64>; 2],
 }
 
 /// CPU time of a set of threads.
@@ -533,17 +702,17 @@ impl ThreadsCpu {
 }
 
 /// The CPU time used so far by this process's threads whose name starts
-/// with `prefix` (threads that have exited are not counted). Zero where
-/// `/proc` cannot be read.
-fn threads_cpu(prefix: &str) -> ThreadsCpu {
+/// with one of `prefixes` (threads that have exited are not counted). Zero
+/// where `/proc` cannot be read.
+fn threads_cpu(prefixes: &[&str]) -> ThreadsCpu {
     let mut cpu = ThreadsCpu::default();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return cpu;
     };
     for task in tasks.flatten() {
         let path = task.path();
-        let named =
-            std::fs::read_to_string(path.join("comm")).is_ok_and(|name| name.starts_with(prefix));
+        let named = std::fs::read_to_string(path.join("comm"))
+            .is_ok_and(|name| prefixes.iter().any(|prefix| name.starts_with(prefix)));
         if !named {
             continue;
         }
@@ -580,23 +749,16 @@ fn this_thread_cpu() -> Duration {
     Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
-fn paired(conns: usize, trips: usize, pairs: usize) -> Paired {
-    let start = |name: &str, start: fn() -> Running| {
-        let server = start();
-        let clients = Clients::connect(server.addr, conns);
-        let stats = server.stats.clone();
-        wait_until(
-            SETTLE_TIMEOUT,
-            &format!("{name}: accepting {conns} connections"),
-            || stats.accepted.load(Acquire) == conns,
-        );
-        (server, clients)
-    };
-    let (spindle_server, mut spindle) = start("spindle", Running::spindle);
-    let (tokio_server, mut tokio) = start("tokio", Running::tokio);
+fn run_paired(conns: usize, trips: usize, workers: usize, rounds: usize) -> Paired {
+    // Indexed by `Kind`, as `KINDS` is.
+    let mut servers: Vec<(Running, Clients)> = KINDS
+        .iter()
+        .map(|&kind| start_with_clients(kind, workers, conns))
+        .collect();
     // One unrecorded iteration each, as a warm-up.
-    spindle.run(trips);
-    tokio.run(trips);
+    for (_, clients) in &mut servers {
+        clients.run(trips);
+    }
     // (wall time, client thread CPU time) of one iteration.
     let timed = |clients: &mut Clients| {
         let (start, cpu) = (Instant::now(), this_thread_cpu());
@@ -605,40 +767,70 @@ fn paired(conns: usize, trips: usize, pairs: usize) -> Paired {
     };
     let mut result = Paired {
         group: group_name(conns),
+        workers,
         msgs_per_iter: (conns * trips) as u64,
-        spindle: Duration::ZERO,
-        tokio: Duration::ZERO,
-        ratios: Vec::with_capacity(pairs),
-        spindle_server_cpu: ThreadsCpu::default(),
-        tokio_server_cpu: ThreadsCpu::default(),
-        spindle_client_cpu: Duration::ZERO,
-        tokio_client_cpu: Duration::ZERO,
+        rounds,
+        wall: [Duration::ZERO; 3],
+        server_cpu: [ThreadsCpu::default(); 3],
+        async_io_cpu: Duration::ZERO,
+        client_cpu: [Duration::ZERO; 3],
+        ratios: [Vec::with_capacity(rounds), Vec::with_capacity(rounds)],
     };
-    let servers_cpu = || (threads_cpu(SPINDLE_THREADS), threads_cpu(TOKIO_THREADS));
+    let servers_cpu = || KINDS.map(|kind| threads_cpu(kind.threads()));
+    let async_io_before = threads_cpu(&[ASYNC_IO_THREAD]);
     let before = servers_cpu();
-    for round in 0..pairs {
-        let (s, t) = if round % 2 == 0 {
-            let s = timed(&mut spindle);
-            (s, timed(&mut tokio))
-        } else {
-            let t = timed(&mut tokio);
-            (timed(&mut spindle), t)
-        };
-        result.spindle += s.0;
-        result.tokio += t.0;
-        result.spindle_client_cpu += s.1;
-        result.tokio_client_cpu += t.1;
-        result.ratios.push(s.0.as_secs_f64() / t.0.as_secs_f64());
+    for round in 0..rounds {
+        // Round 0: spindle, tokio, smol; round 1: tokio, smol, spindle; ...
+        let mut wall = [Duration::ZERO; 3];
+        for place in 0..KINDS.len() {
+            let server = (round + place) % KINDS.len();
+            let (time, client_cpu) = timed(&mut servers[server].1);
+            wall[server] = time;
+            result.wall[server] += time;
+            result.client_cpu[server] += client_cpu;
+        }
+        for (ratios, peer) in result.ratios.iter_mut().zip(PEERS) {
+            let spindle = wall[Kind::Spindle as usize];
+            ratios.push(spindle.as_secs_f64() / wall[peer as usize].as_secs_f64());
+        }
     }
     let after = servers_cpu();
-    result.spindle_server_cpu = after.0.since(before.0);
-    result.tokio_server_cpu = after.1.since(before.1);
-    result.ratios.sort_by(f64::total_cmp);
-    spindle.close();
-    tokio.close();
-    spindle_server.shut_down("spindle");
-    tokio_server.shut_down("tokio");
+    result.async_io_cpu = threads_cpu(&[ASYNC_IO_THREAD]).since(async_io_before).total;
+    for kind in KINDS {
+        let i = kind as usize;
+        result.server_cpu[i] = after[i].since(before[i]);
+    }
+    for ratios in &mut result.ratios {
+        ratios.sort_by(f64::total_cmp);
+    }
+    let (servers, clients): (Vec<Running>, Vec<Clients>) = servers.into_iter().unzip();
+    for clients in clients {
+        clients.close();
+    }
+    for (server, kind) in servers.into_iter().zip(KINDS) {
+        server.shut_down(&format!("{}/{workers}", kind.name()));
+    }
     result
+}
+
+/// `spindle/<peer> <ratio>` for each peer with a time, from times (seconds)
+/// indexed by `Kind`.
+fn ratios_to_peers(times: [Option<f64>; 3]) -> String {
+    let Some(spindle) = times[Kind::Spindle as usize] else {
+        return String::new();
+    };
+    PEERS
+        .iter()
+        .filter_map(|&peer| {
+            let peer_time = times[peer as usize]?;
+            Some(format!(
+                "spindle/{} {:.3}",
+                peer.name(),
+                spindle / peer_time
+            ))
+        })
+        .collect::<Vec<_>>()
+        .join("  ")
 }
 
 fn print_summary(paired: &[Paired]) {
@@ -646,11 +838,13 @@ fn print_summary(paired: &[Paired]) {
     if records.is_empty() {
         return;
     }
+    let counts: Vec<String> = worker_counts().iter().map(|w| w.to_string()).collect();
     println!();
     println!(
-        "tcp echo summary: {WORKERS} workers per server runtime, clients on one separate \
-         thread; msgs/s = 512-byte round trips per second; ratio = spindle time / tokio \
-         time (above 1: spindle slower){}",
+        "tcp echo summary: servers spindle, tokio, smol with {} worker threads (Nw below, the \
+         last part of the criterion ids), clients on one separate thread; msgs/s = 512-byte \
+         round trips per second; ratio = spindle time / peer time (above 1: spindle slower){}",
+        counts.join(" and "),
         if test_mode() {
             "\n  TEST MODE: tiny runs, not a measurement"
         } else {
@@ -659,71 +853,111 @@ fn print_summary(paired: &[Paired]) {
     );
     println!(
         "criterion (mean over the measurement samples [slowest .. fastest sample]; \
-         the two servers measured one after the other):"
+         the servers measured one after the other):"
     );
-    let mut groups: Vec<&str> = records.iter().map(|r| r.group.as_str()).collect();
-    groups.dedup();
-    for group in groups {
-        let mut times = Vec::new();
-        for r in records.iter().filter(|r| r.group == group) {
+    let mut runs: Vec<(&str, usize)> = records
+        .iter()
+        .map(|r| (r.group.as_str(), r.workers))
+        .collect();
+    runs.dedup();
+    for (group, workers) in runs {
+        let label = format!("{group} {workers}w");
+        let mut times = [None; 3];
+        for r in records
+            .iter()
+            .filter(|r| r.group == group && r.workers == workers)
+        {
             let (mean, slowest, fastest) = per_iteration(r);
             let rate = |secs: f64| r.msgs_per_iter as f64 / secs;
             println!(
-                "  {group:<17} {:<8} {:>7.0} msgs/s [{:.0} .. {:.0}]",
-                r.name,
+                "  {label:<20} {:<8} {:>7.0} msgs/s [{:.0} .. {:.0}]",
+                r.kind.name(),
                 rate(mean),
                 rate(slowest),
                 rate(fastest)
             );
-            times.push((r.name, mean));
+            times[r.kind as usize] = Some(mean);
         }
-        let time = |name| times.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
-        if let (Some(s), Some(t)) = (time("spindle"), time("tokio")) {
-            println!("  {group:<17} ratio    {:.3}", s / t);
+        let ratios = ratios_to_peers(times);
+        if !ratios.is_empty() {
+            println!("  {label:<20} ratio    {ratios}");
         }
     }
     if paired.is_empty() {
         return;
     }
     println!(
-        "paired (both servers up, iterations alternated, {} pairs; robust to load that \
-         drifts during the run):",
-        paired[0].ratios.len()
+        "paired (the three servers up at once, each round one iteration of each in rotating \
+         order, {} rounds; robust to load that drifts during the run):",
+        paired[0].rounds
     );
     for p in paired {
-        let msgs = p.msgs_per_iter as f64 * p.ratios.len() as f64;
-        let ratios = &p.ratios;
-        println!(
-            "  {:<17} spindle {:>7.0} msgs/s  tokio {:>7.0} msgs/s  ratio: total {:.3}, \
-             median pair {:.3} [{:.3} .. {:.3}]",
-            p.group,
-            msgs / p.spindle.as_secs_f64(),
-            msgs / p.tokio.as_secs_f64(),
-            p.spindle.as_secs_f64() / p.tokio.as_secs_f64(),
-            ratios[ratios.len() / 2],
-            ratios[0],
-            ratios[ratios.len() - 1],
-        );
+        let label = format!("{} {}w", p.group, p.workers);
+        let msgs = p.msgs_per_iter as f64 * p.rounds as f64;
+        let rates: Vec<String> = KINDS
+            .iter()
+            .map(|&kind| {
+                let rate = msgs / p.wall[kind as usize].as_secs_f64();
+                format!("{} {rate:>7.0} msgs/s", kind.name())
+            })
+            .collect();
+        println!("  {label:<20} {}", rates.join("  "));
+        let ratios: Vec<String> = PEERS
+            .iter()
+            .zip(&p.ratios)
+            .map(|(&peer, ratios)| {
+                let total = p.wall[Kind::Spindle as usize].as_secs_f64()
+                    / p.wall[peer as usize].as_secs_f64();
+                format!(
+                    "spindle/{}: total {total:.3}, median round {:.3} [{:.3} .. {:.3}]",
+                    peer.name(),
+                    ratios[ratios.len() / 2],
+                    ratios[0],
+                    ratios[ratios.len() - 1],
+                )
+            })
+            .collect();
+        println!("  {label:<20} ratio    {}", ratios.join("  "));
     }
     println!(
-        "CPU time per message in the paired run (µs; server = its {WORKERS} worker threads, \
-         client = the client thread during that server's iterations):"
+        "CPU time per message in the paired run (µs; server = its worker threads, smol's \
+         with async-io's `async-io` thread, whose part is in brackets; client = the client \
+         thread during that server's iterations):"
     );
     for p in paired {
-        let msgs = p.msgs_per_iter as f64 * p.ratios.len() as f64;
+        let label = format!("{} {}w", p.group, p.workers);
+        let msgs = p.msgs_per_iter as f64 * p.rounds as f64;
         let per_msg = |cpu: Duration| cpu.as_secs_f64() * 1e6 / msgs;
-        let (spindle, tokio) = (p.spindle_server_cpu, p.tokio_server_cpu);
-        let (spindle_us, tokio_us) = (per_msg(spindle.total), per_msg(tokio.total));
+        let servers: Vec<String> = KINDS
+            .iter()
+            .map(|&kind| {
+                let cpu = p.server_cpu[kind as usize];
+                let async_io = if kind == Kind::Smol {
+                    format!(" [async-io {:.2}]", per_msg(p.async_io_cpu))
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{} {:.2} ({:.0}% user){async_io}",
+                    kind.name(),
+                    per_msg(cpu.total),
+                    cpu.user_share() * 100.0
+                )
+            })
+            .collect();
+        let ratios = ratios_to_peers(p.server_cpu.map(|cpu| Some(cpu.total.as_secs_f64())));
         println!(
-            "  {:<17} server: spindle {spindle_us:.2} ({:.0}% user)  tokio {tokio_us:.2} \
-             ({:.0}% user)  ratio {:.3}   client: with spindle {:.2}  with tokio {:.2}",
-            p.group,
-            spindle.user_share() * 100.0,
-            tokio.user_share() * 100.0,
-            spindle_us / tokio_us,
-            per_msg(p.spindle_client_cpu),
-            per_msg(p.tokio_client_cpu),
+            "  {label:<20} server: {}  ratio {ratios}",
+            servers.join("  ")
         );
+        let clients: Vec<String> = KINDS
+            .iter()
+            .map(|&kind| {
+                let cpu = per_msg(p.client_cpu[kind as usize]);
+                format!("with {} {cpu:.2}", kind.name())
+            })
+            .collect();
+        println!("  {label:<20} client: {}", clients.join("  "));
     }
 }
 
@@ -733,33 +967,26 @@ fn print_summary(paired: &[Paired]) {
 fn bench_server(
     group: &mut BenchmarkGroup<'_, WallTime>,
     group_name: &str,
-    name: &'static str,
-    start: fn() -> Running,
+    kind: Kind,
+    workers: usize,
     conns: usize,
     trips: usize,
 ) {
-    let server = start();
-    let mut clients = Clients::connect(server.addr, conns);
-    let stats = server.stats.clone();
-    wait_until(
-        SETTLE_TIMEOUT,
-        &format!("{name}: accepting {conns} connections"),
-        || stats.accepted.load(Acquire) == conns,
-    );
+    let (server, mut clients) = start_with_clients(kind, workers, conns);
     let msgs = (conns * trips) as u64;
-    group.bench_function(name, |b| {
+    group.bench_function(BenchmarkId::new(kind.name(), workers), |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
                 clients.run(trips);
             }
             let elapsed = start.elapsed();
-            record(group_name, name, msgs, (start, iters, elapsed));
+            record(group_name, kind, workers, msgs, (start, iters, elapsed));
             elapsed
         })
     });
     clients.close();
-    server.shut_down(name);
+    server.shut_down(&format!("{}/{workers}", kind.name()));
 }
 
 fn tcp_echo(c: &mut Criterion) {
@@ -773,8 +1000,11 @@ fn tcp_echo(c: &mut Criterion) {
             .warm_up_time(WARM_UP)
             .measurement_time(MEASUREMENT)
             .throughput(Throughput::Elements((conns * trips) as u64));
-        bench_server(&mut group, &name, "spindle", Running::spindle, conns, trips);
-        bench_server(&mut group, &name, "tokio", Running::tokio, conns, trips);
+        for workers in worker_counts() {
+            for kind in KINDS {
+                bench_server(&mut group, &name, kind, workers, conns, trips);
+            }
+        }
         group.finish();
     }
 }
@@ -784,11 +1014,14 @@ fn main() {
     let mut criterion = Criterion::default().configure_from_args();
     tcp_echo(&mut criterion);
     criterion.final_summary();
-    let pairs = if test_mode() { PAIRS_TEST } else { PAIRS };
-    let paired: Vec<Paired> = WORKLOADS
-        .iter()
-        .filter(|(conns, _)| measured_both(&group_name(*conns)))
-        .map(|&(conns, trips)| paired(conns, trips_for(trips), pairs))
-        .collect();
+    let rounds = if test_mode() { ROUNDS_TEST } else { ROUNDS };
+    let mut paired = Vec::new();
+    for (conns, trips) in WORKLOADS {
+        for workers in worker_counts() {
+            if measured_all(&group_name(conns), workers) {
+                paired.push(run_paired(conns, trips_for(trips), workers, rounds));
+            }
+        }
+    }
     print_summary(&paired);
 }

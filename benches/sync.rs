@@ -1,31 +1,54 @@
 //! Synchronization benchmarks: spindle's `Semaphore` and `Queue` against
-//! `tokio::sync` (and async-channel, the natural MPMC peer of the queue).
+//! `tokio::sync` and smol's peers (async-lock's `Semaphore` and
+//! async-channel, on smol's executor), plus async-channel on tokio.
 //!
-//! Each workload is one criterion group with one function per peer, run
-//! with the same number of worker threads (the machine's available
-//! parallelism). Conventions follow `benches/scheduler.rs`: runtimes are
-//! built once outside the measured closure, and completion goes to the bench
-//! thread through a std channel with a watchdog timeout, so a lost wake-up
-//! fails the bench instead of hanging it. Task failures are counted and
-//! fail the bench too.
+//! # Naming and worker counts
+//! Each workload is one criterion group (named after the workload); each
+//! runtime or peer is one function of it, with the worker count as the
+//! parameter: `<workload>/<function>/<workers>`, e.g.
+//! `uncontended_acquire_release/spindle/1`, `.../tokio/1`, `.../smol/1`,
+//! `.../spindle/2`, ... Every workload runs with 1 worker thread and with all
+//! cores (`available_parallelism`; just 1 on a 1-core machine), and at each
+//! worker count every runtime gets exactly that many worker threads.
+//! Runtimes are built one at a time, once per worker count, outside the
+//! measured closure (`benches/common`).
 //!
-//! - `uncontended_acquire_release`: one task acquires and releases a
-//!   `Semaphore(1)` N times (dropping the guard gives the permit back:
-//!   `Semaphore::release` on spindle). Nobody else touches it.
-//! - `semaphore_50_gating_100k`: N tasks, spawned from a task, each acquire a
-//!   permit of a `Semaphore(50)`, yield once while holding it, and release
-//!   it; the iteration ends when all are done. A run outside the timing
-//!   checks that at most 50 tasks held a permit at once.
+//! The runtimes:
+//! - spindle: `spindle::Runtime` with `worker_threads(w)`;
+//! - tokio: `Builder::new_multi_thread().worker_threads(w)` (no time or io
+//!   driver: nothing here needs them);
+//! - smol: one `async_executor::Executor` run by `w` threads (`SmolRt`);
+//!   tasks spawn tasks on their worker's executor (`smol_spawn`), and
+//!   fire-and-forget tasks are `detach`ed.
+//!
+//! As in `benches/scheduler.rs`, completion goes to the bench thread through
+//! a std channel with a watchdog timeout, so a lost wake-up fails the bench
+//! instead of hanging it. Task failures are counted and fail the bench too.
+//!
+//! # The workloads
+//! - `uncontended_acquire_release` (`spindle`, `tokio`, `smol`): one task
+//!   acquires and releases a `Semaphore(1)` N times (dropping the guard gives
+//!   the permit back: `Semaphore::release` on spindle). Nobody else touches
+//!   it. After the runs, the semaphore must have its one permit back.
+//! - `semaphore_50_gating_100k` (`spindle`, `tokio`, `smol`): N tasks,
+//!   spawned from a task, each acquire a permit of a `Semaphore(50)`, yield
+//!   once while holding it, and release it; the iteration ends when all are
+//!   done. A run outside the timing checks that at most 50 tasks held a
+//!   permit at once.
 //! - `mpmc_bounded_4x4_1m`: 4 producers put N `u64`s (0..N, interleaved)
 //!   into a bounded queue of capacity 1024 and 4 consumers take them out.
-//!   spindle: `Queue::new(1024)`; the last producer to finish shuts the
-//!   queue down, and the consumers drain it until `QueueError::ShutDown`.
-//!   async-channel: `bounded(1024)` with 4 consumers, on the tokio runtime.
-//!   tokio: `tokio::sync::mpsc::channel(1024)` is single-consumer, so it runs
-//!   with 4 producers and ONE consumer that takes all N items (sharing the
-//!   receiver behind a lock, or fanning it out from one task, would measure
-//!   something else): a reference point, not an MPMC peer. A run outside the
-//!   timing checks that the consumers' sums add up to 0 + 1 + ... + (N - 1).
+//!   - `spindle`: `Queue::new(1024)`; the last producer to finish shuts the
+//!     queue down, and the consumers drain it until `QueueError::ShutDown`.
+//!   - `smol_async_channel`: async-channel's `bounded(1024)` on smol's
+//!     executor; `async_channel`: the same on the tokio runtime.
+//!   - `tokio_mpsc_1consumer`: `tokio::sync::mpsc::channel(1024)` is
+//!     single-consumer, so it runs with 4 producers and ONE consumer that
+//!     takes all N items (sharing the receiver behind a lock, or fanning it
+//!     out from one task, would measure something else): a reference point,
+//!     not an MPMC peer.
+//!
+//!   A run outside the timing checks that the consumers' sums add up to
+//!   0 + 1 + ... + (N - 1).
 //!
 //! N is 100,000 / 100,000 / 1,000,000, or 10,000 / 5,000 / 20,000 in test
 //! mode (`--test`, or not run by `cargo bench`).
@@ -34,14 +57,19 @@
 
 use criterion::measurement::WallTime;
 use criterion::{
-    criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
+    Throughput,
 };
 use spindle::QueueError;
+use std::future::Future;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::Duration;
+
+mod common;
+use common::{smol_spawn, spindle_rt, test_mode, tokio_rt, worker_counts, SmolRt};
 
 /// Acquire/release pairs per iteration of `uncontended_acquire_release`.
 const UNCONTENDED_OPS: usize = 100_000;
@@ -60,30 +88,6 @@ const CONSUMERS: usize = 4;
 const CAPACITY: usize = 1024;
 /// A wait longer than this is a hang: the bench fails.
 const HANG_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn spindle_rt() -> spindle::Runtime {
-    spindle::Runtime::builder()
-        .worker_threads(workers())
-        .build()
-        .expect("build the spindle runtime")
-}
-
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers())
-        .build()
-        .expect("build the tokio runtime")
-}
-
-/// Whether criterion runs in test mode: `--test`, or not run by `cargo bench`.
-fn test_mode() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().any(|a| a == "--test") || !args.iter().any(|a| a == "--bench")
-}
 
 /// The sizes of the workloads, smaller in test mode.
 #[derive(Clone, Copy)]
@@ -183,6 +187,16 @@ fn slow_group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTi
     group
 }
 
+/// Benchmarks `run` as `<function>/<workers>` of `group`.
+fn bench<R>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    function: &str,
+    workers: usize,
+    mut run: impl FnMut() -> R,
+) {
+    group.bench_function(BenchmarkId::new(function, workers), |b| b.iter(&mut run));
+}
+
 // ---------------------------------------------------------------------------
 // uncontended_acquire_release: one task, a Semaphore(1), N acquire + release.
 
@@ -235,26 +249,59 @@ fn tokio_uncontended(
     countdown.wait(rx, "tokio uncontended_acquire_release");
 }
 
+fn smol_uncontended(
+    rt: &SmolRt,
+    sem: &Arc<async_lock::Semaphore>,
+    ops: usize,
+    countdown: &Arc<Countdown>,
+    rx: &Receiver<()>,
+) {
+    countdown.reset(1);
+    let (sem, cd) = (sem.clone(), countdown.clone());
+    rt.spawn(async move {
+        for _ in 0..ops {
+            // async-lock's acquire cannot fail.
+            drop(sem.acquire().await);
+        }
+        cd.done(true);
+    })
+    .detach();
+    countdown.wait(rx, "smol uncontended_acquire_release");
+}
+
 fn uncontended_acquire_release(c: &mut Criterion) {
     let ops = sizes().uncontended_ops;
     let mut group = group(c, "uncontended_acquire_release");
     group.throughput(Throughput::Elements(ops as u64));
     let (countdown, rx) = Countdown::new();
-    {
-        let rt = spindle_rt();
-        let sem = Arc::new(spindle::Semaphore::new(1));
-        group.bench_function("spindle", |b| {
-            b.iter(|| spindle_uncontended(&rt, &sem, ops, &countdown, &rx))
-        });
-        assert_eq!(sem.available_permits(), 1, "spindle: a permit was lost");
-    }
-    {
-        let rt = tokio_rt();
-        let sem = Arc::new(tokio::sync::Semaphore::new(1));
-        group.bench_function("tokio", |b| {
-            b.iter(|| tokio_uncontended(&rt, &sem, ops, &countdown, &rx))
-        });
-        assert_eq!(sem.available_permits(), 1, "tokio: a permit was lost");
+    for w in worker_counts() {
+        {
+            let rt = spindle_rt(w);
+            let sem = Arc::new(spindle::Semaphore::new(1));
+            bench(&mut group, "spindle", w, || {
+                spindle_uncontended(&rt, &sem, ops, &countdown, &rx)
+            });
+            assert_eq!(sem.available_permits(), 1, "spindle: a permit was lost");
+        }
+        {
+            let rt = tokio_rt(w);
+            let sem = Arc::new(tokio::sync::Semaphore::new(1));
+            bench(&mut group, "tokio", w, || {
+                tokio_uncontended(&rt, &sem, ops, &countdown, &rx)
+            });
+            assert_eq!(sem.available_permits(), 1, "tokio: a permit was lost");
+        }
+        {
+            let rt = SmolRt::new(w);
+            let sem = Arc::new(async_lock::Semaphore::new(1));
+            bench(&mut group, "smol", w, || {
+                smol_uncontended(&rt, &sem, ops, &countdown, &rx)
+            });
+            // async-lock cannot tell its permits: exactly one must be free.
+            let permit = sem.try_acquire().expect("smol: a permit was lost");
+            assert!(sem.try_acquire().is_none(), "smol: a permit too many");
+            drop(permit);
+        }
     }
     group.finish();
 }
@@ -349,6 +396,37 @@ fn tokio_gating(
     countdown.wait(rx, "tokio semaphore_50_gating");
 }
 
+fn smol_gating(
+    rt: &SmolRt,
+    tasks: usize,
+    countdown: &Arc<Countdown>,
+    rx: &Receiver<()>,
+    gauge: Option<Arc<Gauge>>,
+) {
+    countdown.reset(tasks);
+    let sem = Arc::new(async_lock::Semaphore::new(GATING_PERMITS));
+    let cd = countdown.clone();
+    rt.spawn(async move {
+        for _ in 0..tasks {
+            let (sem, cd, gauge) = (sem.clone(), cd.clone(), gauge.clone());
+            smol_spawn(async move {
+                let _permit = sem.acquire_arc().await;
+                if let Some(gauge) = &gauge {
+                    gauge.enter();
+                }
+                futures_lite::future::yield_now().await;
+                if let Some(gauge) = &gauge {
+                    gauge.leave();
+                }
+                cd.done(true);
+            })
+            .detach();
+        }
+    })
+    .detach();
+    countdown.wait(rx, "smol semaphore_50_gating");
+}
+
 fn check_gauge(gauge: &Gauge, who: &str) {
     let max = gauge.max.load(Relaxed);
     assert!(
@@ -362,23 +440,34 @@ fn semaphore_50_gating_100k(c: &mut Criterion) {
     let mut group = slow_group(c, "semaphore_50_gating_100k");
     group.throughput(Throughput::Elements(tasks as u64));
     let (countdown, rx) = Countdown::new();
-    {
-        let rt = spindle_rt();
-        let gauge = Arc::new(Gauge::default());
-        spindle_gating(&rt, tasks, &countdown, &rx, Some(gauge.clone()));
-        check_gauge(&gauge, "spindle");
-        group.bench_function("spindle", |b| {
-            b.iter(|| spindle_gating(&rt, tasks, &countdown, &rx, None))
-        });
-    }
-    {
-        let rt = tokio_rt();
-        let gauge = Arc::new(Gauge::default());
-        tokio_gating(&rt, tasks, &countdown, &rx, Some(gauge.clone()));
-        check_gauge(&gauge, "tokio");
-        group.bench_function("tokio", |b| {
-            b.iter(|| tokio_gating(&rt, tasks, &countdown, &rx, None))
-        });
+    for w in worker_counts() {
+        {
+            let rt = spindle_rt(w);
+            let gauge = Arc::new(Gauge::default());
+            spindle_gating(&rt, tasks, &countdown, &rx, Some(gauge.clone()));
+            check_gauge(&gauge, "spindle");
+            bench(&mut group, "spindle", w, || {
+                spindle_gating(&rt, tasks, &countdown, &rx, None)
+            });
+        }
+        {
+            let rt = tokio_rt(w);
+            let gauge = Arc::new(Gauge::default());
+            tokio_gating(&rt, tasks, &countdown, &rx, Some(gauge.clone()));
+            check_gauge(&gauge, "tokio");
+            bench(&mut group, "tokio", w, || {
+                tokio_gating(&rt, tasks, &countdown, &rx, None)
+            });
+        }
+        {
+            let rt = SmolRt::new(w);
+            let gauge = Arc::new(Gauge::default());
+            smol_gating(&rt, tasks, &countdown, &rx, Some(gauge.clone()));
+            check_gauge(&gauge, "smol");
+            bench(&mut group, "smol", w, || {
+                smol_gating(&rt, tasks, &countdown, &rx, None)
+            });
+        }
     }
     group.finish();
 }
@@ -478,18 +567,38 @@ fn tokio_mpsc(
     countdown.wait(rx, "tokio mpsc (4 producers, 1 consumer)")
 }
 
-/// async-channel's bounded MPMC channel on the tokio runtime.
+/// Spawns a fire-and-forget task: the async-channel workload runs the same
+/// code on tokio and on smol.
+trait SpawnDetached {
+    fn spawn_detached(&self, task: impl Future<Output = ()> + Send + 'static);
+}
+
+impl SpawnDetached for tokio::runtime::Runtime {
+    fn spawn_detached(&self, task: impl Future<Output = ()> + Send + 'static) {
+        drop(self.spawn(task));
+    }
+}
+
+impl SpawnDetached for SmolRt {
+    fn spawn_detached(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.spawn(task).detach();
+    }
+}
+
+/// async-channel's bounded MPMC channel on the tokio runtime or on smol's
+/// executor.
 fn async_channel_mpmc(
-    rt: &tokio::runtime::Runtime,
+    rt: &impl SpawnDetached,
     items: u64,
     countdown: &Arc<Countdown>,
     rx: &Receiver<()>,
+    what: &str,
 ) -> u64 {
     countdown.reset(CONSUMERS);
     let (tx, queue) = async_channel::bounded::<u64>(CAPACITY);
     for _ in 0..CONSUMERS {
         let (queue, cd) = (queue.clone(), countdown.clone());
-        rt.spawn(async move {
+        rt.spawn_detached(async move {
             let mut sum = 0;
             while let Ok(n) = queue.recv().await {
                 sum += n;
@@ -501,7 +610,7 @@ fn async_channel_mpmc(
     drop(queue);
     for p in 0..PRODUCERS {
         let (tx, cd) = (tx.clone(), countdown.clone());
-        rt.spawn(async move {
+        rt.spawn_detached(async move {
             for n in items_of(p, items) {
                 if tx.send(n).await.is_err() {
                     cd.fail();
@@ -512,7 +621,7 @@ fn async_channel_mpmc(
         });
     }
     drop(tx);
-    countdown.wait(rx, "async-channel mpmc_bounded")
+    countdown.wait(rx, what)
 }
 
 fn mpmc_bounded_4x4_1m(c: &mut Criterion) {
@@ -521,29 +630,41 @@ fn mpmc_bounded_4x4_1m(c: &mut Criterion) {
     let mut group = slow_group(c, "mpmc_bounded_4x4_1m");
     group.throughput(Throughput::Elements(items));
     let (countdown, rx) = Countdown::new();
-    {
-        let rt = spindle_rt();
-        let sum = spindle_mpmc(&rt, items, &countdown, &rx);
-        assert_eq!(sum, expected, "spindle mpmc sum");
-        group.bench_function("spindle", |b| {
-            b.iter(|| spindle_mpmc(&rt, items, &countdown, &rx))
-        });
-    }
-    {
-        let rt = tokio_rt();
-        let sum = tokio_mpsc(&rt, items, &countdown, &rx);
-        assert_eq!(sum, expected, "tokio mpsc sum");
-        group.bench_function("tokio_mpsc_1consumer", |b| {
-            b.iter(|| tokio_mpsc(&rt, items, &countdown, &rx))
-        });
-    }
-    {
-        let rt = tokio_rt();
-        let sum = async_channel_mpmc(&rt, items, &countdown, &rx);
-        assert_eq!(sum, expected, "async-channel sum");
-        group.bench_function("async_channel", |b| {
-            b.iter(|| async_channel_mpmc(&rt, items, &countdown, &rx))
-        });
+    for w in worker_counts() {
+        {
+            let rt = spindle_rt(w);
+            let sum = spindle_mpmc(&rt, items, &countdown, &rx);
+            assert_eq!(sum, expected, "spindle mpmc sum");
+            bench(&mut group, "spindle", w, || {
+                spindle_mpmc(&rt, items, &countdown, &rx)
+            });
+        }
+        {
+            let rt = tokio_rt(w);
+            let sum = tokio_mpsc(&rt, items, &countdown, &rx);
+            assert_eq!(sum, expected, "tokio mpsc sum");
+            bench(&mut group, "tokio_mpsc_1consumer", w, || {
+                tokio_mpsc(&rt, items, &countdown, &rx)
+            });
+        }
+        {
+            let rt = tokio_rt(w);
+            let what = "async-channel on tokio mpmc_bounded";
+            let sum = async_channel_mpmc(&rt, items, &countdown, &rx, what);
+            assert_eq!(sum, expected, "async-channel on tokio sum");
+            bench(&mut group, "async_channel", w, || {
+                async_channel_mpmc(&rt, items, &countdown, &rx, what)
+            });
+        }
+        {
+            let rt = SmolRt::new(w);
+            let what = "async-channel on smol mpmc_bounded";
+            let sum = async_channel_mpmc(&rt, items, &countdown, &rx, what);
+            assert_eq!(sum, expected, "async-channel on smol sum");
+            bench(&mut group, "smol_async_channel", w, || {
+                async_channel_mpmc(&rt, items, &countdown, &rx, what)
+            });
+        }
     }
     group.finish();
 }

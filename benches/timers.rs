@@ -1,17 +1,41 @@
-//! Timer benchmarks: spindle against tokio's multi-thread runtime.
+//! Timer benchmarks: spindle against tokio's multi-thread runtime and smol
+//! (`async-executor` with `async-io`'s timers), in one run.
 //!
-//! Each workload is one criterion group with two functions, `spindle` and
-//! `tokio`, run with the same number of worker threads (the machine's
-//! available parallelism). Conventions follow `benches/scheduler.rs`:
-//! runtimes are built once outside the measured closure, and completion goes
-//! to the bench thread through a std channel with a watchdog timeout, so a
-//! lost wake-up fails the bench instead of hanging it.
+//! # Naming and worker counts
+//! Each workload is one criterion group (named after the workload); each
+//! runtime is one function of it, with the worker count as the parameter:
+//! `<workload>/<runtime>/<workers>`, e.g. `sleeps_fire/spindle/1`,
+//! `sleeps_fire/tokio/1`, `sleeps_fire/smol/1`, `sleeps_fire/spindle/2`, ...
+//! Every workload runs with 1 worker thread and with all cores
+//! (`available_parallelism`; just 1 on a 1-core machine), and at each worker
+//! count every runtime gets exactly that many worker threads. Runtimes are
+//! built one at a time, once per worker count, outside the measured closure.
 //!
+//! The runtimes:
+//! - `spindle`: `spindle::Runtime` with `worker_threads(w)`; its timers are
+//!   `spindle::sleep` and `spindle::timeout`;
+//! - `tokio`: `Builder::new_multi_thread().worker_threads(w).enable_time()`;
+//!   its timers are `tokio::time::sleep` and `tokio::time::timeout`;
+//! - `smol`: one `async_executor::Executor` run by `w` threads, each in
+//!   `async_io::block_on(ex.run(stop))` (`SmolRt::with_reactor` in
+//!   `benches/common/mod.rs`), so the workers drive async-io's reactor and
+//!   timers, as smol does. Its timer is `async_io::Timer`; smol has no
+//!   timeout combinator, so its timeout is the obvious one (`smol_timeout`):
+//!   the inner future raced against `Timer::after(limit)` with
+//!   `futures_lite::future::or` (inner first). Tasks spawn tasks through a
+//!   thread-local handle to the executor of their worker; fire-and-forget
+//!   tasks are `detach`ed.
+//!
+//! Completion goes to the bench thread through a std channel with a watchdog
+//! timeout, so a lost wake-up fails the bench instead of hanging it (as in
+//! `benches/scheduler.rs`).
+//!
+//! # The workloads
 //! - `sleeps_fire`: N tasks each sleep a random 1-100 ms (seeded xorshift,
-//!   the same durations for both runtimes) and all fire; the time is from the
-//!   first spawn to the last wake-up. Before the group, one extra run per
-//!   runtime measures each task's lateness (wake-up time minus deadline) and
-//!   prints its p99.
+//!   the same durations for every runtime) and all fire; the time is from
+//!   the first spawn to the last wake-up. Before the group, one extra run per
+//!   runtime and worker count measures each task's lateness (wake-up time
+//!   minus deadline) and prints its p99, one line per worker count.
 //! - `timeouts_mostly_cancelled`: 100,000 timeouts in 1,000 tasks of 100
 //!   sequential timeouts; 99 per task are `timeout(1 s, yield_now())`, which
 //!   complete at once (the timer is inserted, then cancelled), and one per
@@ -21,8 +45,9 @@
 //!   (resp. 1,000,000) one-hour sleeps pending in as many tasks, a task
 //!   creates a one-hour sleep, polls it once (which registers it) and drops
 //!   it (which cancels it), 10,000 times per iteration. The task yields every
-//!   64 operations so that the cooperative budget (128 on both runtimes)
-//!   never makes a poll return before registering; the yields are not timed.
+//!   64 operations so that the cooperative budget (128 on spindle and tokio;
+//!   smol has none) never makes a poll return before registering; the yields
+//!   are not timed.
 //!   The pending tasks are cancelled after each function.
 //!
 //! N of `sleeps_fire` is `SPINDLE_BENCH_TIMERS_N` if set, else 10,000 when
@@ -31,10 +56,13 @@
 //!
 //! `cargo bench --bench timers -- --test` runs every benchmark once.
 
+use async_io::Timer;
 use criterion::measurement::WallTime;
 use criterion::{
-    criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
+    Throughput,
 };
+use futures_lite::future;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::sync::atomic::AtomicU64;
@@ -44,6 +72,9 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{smol_spawn, spindle_rt, test_mode, worker_counts, SmolRt};
 
 /// `sleeps_fire`'s N outside test mode.
 const SLEEPS_DEFAULT: usize = 1_000_000;
@@ -69,23 +100,14 @@ const OPS_PER_ITER: usize = 10_000;
 const OPS_PER_POLL: usize = 64;
 /// A wait longer than this is a hang: the bench fails.
 const HANG_TIMEOUT: Duration = Duration::from_secs(60);
-/// Seed of every random choice (the same for both runtimes).
+/// Seed of every random choice (the same for every runtime).
 const SEED: u64 = 0x5eed_7133_d00d_f00d;
 
-fn workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn spindle_rt() -> spindle::Runtime {
-    spindle::Runtime::builder()
-        .worker_threads(workers())
-        .build()
-        .expect("build the spindle runtime")
-}
-
-fn tokio_rt() -> tokio::runtime::Runtime {
+/// A tokio multi-thread runtime with `workers` worker threads and its time
+/// driver (`common::tokio_rt` has no time driver).
+fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers())
+        .worker_threads(workers)
         .enable_time()
         .build()
         .expect("build the tokio runtime")
@@ -99,12 +121,6 @@ fn wait<T>(rx: &Receiver<T>, what: &str) -> T {
             "{what}: no completion signal within {HANG_TIMEOUT:?} (lost wake-up or failed task)"
         ),
     }
-}
-
-/// Whether criterion runs in test mode: `--test`, or not run by `cargo bench`.
-fn test_mode() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().any(|a| a == "--test") || !args.iter().any(|a| a == "--bench")
 }
 
 fn sleeps_n() -> usize {
@@ -300,6 +316,27 @@ fn tokio_fire(rt: &tokio::runtime::Runtime, fire: &Arc<Fire>, rx: &Receiver<()>)
     start.elapsed()
 }
 
+fn smol_fire(rt: &SmolRt, fire: &Arc<Fire>, rx: &Receiver<()>) -> Duration {
+    fire.reset();
+    let start = Instant::now();
+    let spawner = fire.clone();
+    rt.spawn(async move {
+        for i in 0..spawner.n() {
+            let fire = spawner.clone();
+            smol_spawn(async move {
+                let duration = fire.duration(i);
+                let deadline = Instant::now() + duration;
+                Timer::after(duration).await;
+                fire.record(i, deadline, true);
+            })
+            .detach();
+        }
+    })
+    .detach();
+    fire.wait(rx, "smol sleeps_fire");
+    start.elapsed()
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1e3)
 }
@@ -308,22 +345,32 @@ fn sleeps_fire(c: &mut Criterion) {
     let n = sleeps_n();
     let (fire, rx) = Fire::new(n);
 
-    // One extra run per runtime, outside criterion's timing, for lateness.
-    let spindle_p99 = {
-        let rt = spindle_rt();
-        spindle_fire(&rt, &fire, &rx);
-        fire.p99()
-    };
-    let tokio_p99 = {
-        let rt = tokio_rt();
-        tokio_fire(&rt, &fire, &rx);
-        fire.p99()
-    };
-    println!(
-        "timers/sleeps_fire p99 lateness: spindle {} ms, tokio {} ms (N = {n})",
-        ms(spindle_p99),
-        ms(tokio_p99)
-    );
+    // One extra run per runtime and worker count, outside criterion's
+    // timing, for lateness.
+    for w in worker_counts() {
+        let spindle_p99 = {
+            let rt = spindle_rt(w);
+            spindle_fire(&rt, &fire, &rx);
+            fire.p99()
+        };
+        let tokio_p99 = {
+            let rt = tokio_rt(w);
+            tokio_fire(&rt, &fire, &rx);
+            fire.p99()
+        };
+        let smol_p99 = {
+            let rt = SmolRt::with_reactor(w);
+            smol_fire(&rt, &fire, &rx);
+            fire.p99()
+        };
+        println!(
+            "timers/sleeps_fire p99 lateness, {w} worker(s): spindle {} ms, tokio {} ms, \
+             smol {} ms (N = {n})",
+            ms(spindle_p99),
+            ms(tokio_p99),
+            ms(smol_p99)
+        );
+    }
 
     let mut group = c.benchmark_group("sleeps_fire");
     group
@@ -331,17 +378,25 @@ fn sleeps_fire(c: &mut Criterion) {
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5));
-    {
-        let rt = spindle_rt();
-        group.bench_function("spindle", |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| spindle_fire(&rt, &fire, &rx)).sum())
-        });
-    }
-    {
-        let rt = tokio_rt();
-        group.bench_function("tokio", |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| tokio_fire(&rt, &fire, &rx)).sum())
-        });
+    for w in worker_counts() {
+        {
+            let rt = spindle_rt(w);
+            group.bench_function(BenchmarkId::new("spindle", w), |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| spindle_fire(&rt, &fire, &rx)).sum())
+            });
+        }
+        {
+            let rt = tokio_rt(w);
+            group.bench_function(BenchmarkId::new("tokio", w), |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| tokio_fire(&rt, &fire, &rx)).sum())
+            });
+        }
+        {
+            let rt = SmolRt::with_reactor(w);
+            group.bench_function(BenchmarkId::new("smol", w), |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| smol_fire(&rt, &fire, &rx)).sum())
+            });
+        }
     }
     group.finish();
 }
@@ -416,44 +471,91 @@ async fn tokio_timeouts_task(shared: &Timeouts, task: usize) -> bool {
     true
 }
 
+/// smol's timeout: `inner` raced against a timer of `limit`, `inner` first
+/// (so a ready `inner` wins); `None` if the timer won.
+async fn smol_timeout<F: Future>(limit: Duration, inner: F) -> Option<F::Output> {
+    let inner = async { Some(inner.await) };
+    let timer = async {
+        Timer::after(limit).await;
+        None
+    };
+    future::or(inner, timer).await
+}
+
+async fn smol_timeouts_task(shared: &Timeouts, task: usize) -> bool {
+    for j in 0..TIMEOUTS_PER_TASK {
+        if j == shared.expiring[task] {
+            let slow = Timer::after(SLOW_SLEEP);
+            if smol_timeout(SHORT_LIMIT, slow).await.is_none() {
+                shared.expired.fetch_add(1, Relaxed);
+            }
+        } else {
+            let quick = future::yield_now();
+            if smol_timeout(LONG_LIMIT, quick).await.is_none() {
+                return false;
+            }
+        }
+    }
+    true
+}
+
 fn timeouts_mostly_cancelled(c: &mut Criterion) {
     let mut group = group(c, "timeouts_mostly_cancelled");
     group.throughput(Throughput::Elements(
         (TIMEOUT_TASKS * TIMEOUTS_PER_TASK) as u64,
     ));
     let (shared, rx) = Timeouts::new();
-    {
-        let rt = spindle_rt();
-        group.bench_function("spindle", |b| {
-            b.iter(|| {
-                shared.reset();
-                for task in 0..TIMEOUT_TASKS {
-                    let shared = shared.clone();
-                    drop(rt.spawn(async move {
-                        let ok = spindle_timeouts_task(&shared, task).await.is_ok();
-                        shared.countdown.done(ok);
-                        spindle::Ok(())
-                    }));
-                }
-                shared.wait(&rx, "spindle timeouts_mostly_cancelled");
-            })
-        });
-    }
-    {
-        let rt = tokio_rt();
-        group.bench_function("tokio", |b| {
-            b.iter(|| {
-                shared.reset();
-                for task in 0..TIMEOUT_TASKS {
-                    let shared = shared.clone();
-                    rt.spawn(async move {
-                        let ok = tokio_timeouts_task(&shared, task).await;
-                        shared.countdown.done(ok);
-                    });
-                }
-                shared.wait(&rx, "tokio timeouts_mostly_cancelled");
-            })
-        });
+    for w in worker_counts() {
+        {
+            let rt = spindle_rt(w);
+            group.bench_function(BenchmarkId::new("spindle", w), |b| {
+                b.iter(|| {
+                    shared.reset();
+                    for task in 0..TIMEOUT_TASKS {
+                        let shared = shared.clone();
+                        drop(rt.spawn(async move {
+                            let ok = spindle_timeouts_task(&shared, task).await.is_ok();
+                            shared.countdown.done(ok);
+                            spindle::Ok(())
+                        }));
+                    }
+                    shared.wait(&rx, "spindle timeouts_mostly_cancelled");
+                })
+            });
+        }
+        {
+            let rt = tokio_rt(w);
+            group.bench_function(BenchmarkId::new("tokio", w), |b| {
+                b.iter(|| {
+                    shared.reset();
+                    for task in 0..TIMEOUT_TASKS {
+                        let shared = shared.clone();
+                        rt.spawn(async move {
+                            let ok = tokio_timeouts_task(&shared, task).await;
+                            shared.countdown.done(ok);
+                        });
+                    }
+                    shared.wait(&rx, "tokio timeouts_mostly_cancelled");
+                })
+            });
+        }
+        {
+            let rt = SmolRt::with_reactor(w);
+            group.bench_function(BenchmarkId::new("smol", w), |b| {
+                b.iter(|| {
+                    shared.reset();
+                    for task in 0..TIMEOUT_TASKS {
+                        let shared = shared.clone();
+                        rt.spawn(async move {
+                            let ok = smol_timeouts_task(&shared, task).await;
+                            shared.countdown.done(ok);
+                        })
+                        .detach();
+                    }
+                    shared.wait(&rx, "smol timeouts_mostly_cancelled");
+                })
+            });
+        }
     }
     group.finish();
 }
@@ -564,51 +666,93 @@ fn tokio_insert_cancel(rt: &tokio::runtime::Runtime, iters: u64) -> Duration {
     wait(&rx, "tokio insert_cancel")
 }
 
+fn smol_insert_cancel(rt: &SmolRt, iters: u64) -> Duration {
+    let (tx, rx) = mpsc::sync_channel(1);
+    rt.spawn(async move {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters * (OPS_PER_ITER / OPS_PER_POLL) as u64 {
+            let start = Instant::now();
+            for _ in 0..OPS_PER_POLL {
+                let sleep = pin!(Timer::after(HOUR));
+                assert!(poll_once(sleep).await, "a one-hour sleep completed at once");
+            }
+            total += start.elapsed();
+            future::yield_now().await;
+        }
+        tx.send(total).unwrap();
+    })
+    .detach();
+    wait(&rx, "smol insert_cancel")
+}
+
 fn insert_cancel(c: &mut Criterion, name: &str, pending: usize) {
     let mut group = group(c, name);
     // 10,000 operations per iteration, in whole polls.
     let ops = (OPS_PER_ITER / OPS_PER_POLL * OPS_PER_POLL) as u64;
     group.throughput(Throughput::Elements(ops));
-    {
-        let rt = spindle_rt();
-        let (parked, rx) = Parked::new(pending);
-        let spawner = parked.clone();
-        let tasks = rt
-            .block_on(async move {
-                let tasks: Vec<spindle::Task<()>> = (0..pending)
-                    .map(|_| spindle::spawn(park(spawner.clone(), spindle::sleep(HOUR))))
+    for w in worker_counts() {
+        {
+            let rt = spindle_rt(w);
+            let (parked, rx) = Parked::new(pending);
+            let spawner = parked.clone();
+            let tasks = rt
+                .block_on(async move {
+                    let tasks: Vec<spindle::Task<()>> = (0..pending)
+                        .map(|_| spindle::spawn(park(spawner.clone(), spindle::sleep(HOUR))))
+                        .collect();
+                    spindle::Ok(tasks)
+                })
+                .expect("spawn the pending sleeps");
+            wait(&rx, "spindle: arm the pending sleeps");
+            group.bench_function(BenchmarkId::new("spindle", w), |b| {
+                b.iter_custom(|iters| spindle_insert_cancel(&rt, iters))
+            });
+            for task in &tasks {
+                task.cancel();
+            }
+            wait(&rx, "spindle: cancel the pending sleeps");
+        }
+        {
+            let rt = tokio_rt(w);
+            let (parked, rx) = Parked::new(pending);
+            let spawner = parked.clone();
+            let tasks = rt
+                .block_on(rt.spawn(async move {
+                    (0..pending)
+                        .map(|_| tokio::spawn(park(spawner.clone(), tokio::time::sleep(HOUR))))
+                        .collect::<Vec<_>>()
+                }))
+                .expect("spawn the pending sleeps");
+            wait(&rx, "tokio: arm the pending sleeps");
+            group.bench_function(BenchmarkId::new("tokio", w), |b| {
+                b.iter_custom(|iters| tokio_insert_cancel(&rt, iters))
+            });
+            for task in &tasks {
+                task.abort();
+            }
+            wait(&rx, "tokio: cancel the pending sleeps");
+        }
+        {
+            let rt = SmolRt::with_reactor(w);
+            let (parked, rx) = Parked::new(pending);
+            let spawner = parked.clone();
+            let (tasks_tx, tasks_rx) = mpsc::sync_channel(1);
+            rt.spawn(async move {
+                let tasks: Vec<async_executor::Task<Instant>> = (0..pending)
+                    .map(|_| smol_spawn(park(spawner.clone(), Timer::after(HOUR))))
                     .collect();
-                spindle::Ok(tasks)
+                tasks_tx.send(tasks).unwrap();
             })
-            .expect("spawn the pending sleeps");
-        wait(&rx, "spindle: arm the pending sleeps");
-        group.bench_function("spindle", |b| {
-            b.iter_custom(|iters| spindle_insert_cancel(&rt, iters))
-        });
-        for task in &tasks {
-            task.cancel();
+            .detach();
+            let tasks = wait(&tasks_rx, "smol: spawn the pending sleeps");
+            wait(&rx, "smol: arm the pending sleeps");
+            group.bench_function(BenchmarkId::new("smol", w), |b| {
+                b.iter_custom(|iters| smol_insert_cancel(&rt, iters))
+            });
+            // Dropping an `async_executor::Task` cancels it.
+            drop(tasks);
+            wait(&rx, "smol: cancel the pending sleeps");
         }
-        wait(&rx, "spindle: cancel the pending sleeps");
-    }
-    {
-        let rt = tokio_rt();
-        let (parked, rx) = Parked::new(pending);
-        let spawner = parked.clone();
-        let tasks = rt
-            .block_on(rt.spawn(async move {
-                (0..pending)
-                    .map(|_| tokio::spawn(park(spawner.clone(), tokio::time::sleep(HOUR))))
-                    .collect::<Vec<_>>()
-            }))
-            .expect("spawn the pending sleeps");
-        wait(&rx, "tokio: arm the pending sleeps");
-        group.bench_function("tokio", |b| {
-            b.iter_custom(|iters| tokio_insert_cancel(&rt, iters))
-        });
-        for task in &tasks {
-            task.abort();
-        }
-        wait(&rx, "tokio: cancel the pending sleeps");
     }
     group.finish();
 }

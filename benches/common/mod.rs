@@ -65,7 +65,22 @@ pub(crate) struct SmolRt {
 }
 
 impl SmolRt {
+    /// `workers` threads, each running the executor in
+    /// `futures_lite::future::block_on` (no reactor: for workloads of tasks
+    /// only).
     pub(crate) fn new(workers: usize) -> SmolRt {
+        SmolRt::build(workers, false)
+    }
+
+    /// `workers` threads, each running the executor in `async_io::block_on`
+    /// (what `smol::block_on` is), which also drives async-io's reactor
+    /// (timers, sockets) while the thread waits: for workloads that use
+    /// smol's timers or sockets.
+    pub(crate) fn with_reactor(workers: usize) -> SmolRt {
+        SmolRt::build(workers, true)
+    }
+
+    fn build(workers: usize, reactor: bool) -> SmolRt {
         let ex = Arc::new(Executor::new());
         let (stop, stopped) = async_channel::bounded::<()>(1);
         let threads = (0..workers)
@@ -75,7 +90,12 @@ impl SmolRt {
                     .name(format!("smol-worker-{i}"))
                     .spawn(move || {
                         SMOL_EX.with(|cur| *cur.borrow_mut() = Some(ex.clone()));
-                        let _ = future::block_on(ex.run(stopped.recv()));
+                        let run = ex.run(stopped.recv());
+                        let _ = if reactor {
+                            async_io::block_on(run)
+                        } else {
+                            future::block_on(run)
+                        };
                         SMOL_EX.with(|cur| cur.borrow_mut().take());
                     })
                     .expect("spawn a smol worker thread")

@@ -792,6 +792,11 @@ impl WorkerCore {
     /// helper if more than the one it runs next are waiting (rule 5 of
     /// [`idle`]); one task is not worth another worker's futex wake.
     fn offer_spare_work(&self) {
+        // The only worker of a one-worker runtime has no one to offer to
+        // (and the offer costs a `SeqCst` fence).
+        if self.shared.remotes.len() == 1 {
+            return;
+        }
         let slot = usize::from(!self.shared.remotes[self.index].lifo.load(Acquire).is_null());
         if self.local.len() + slot > 1 {
             self.shared.notify_parked();

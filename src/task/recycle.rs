@@ -72,9 +72,11 @@ use crate::runtime::context;
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::cell::Cell;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Arc;
+use std::task::{RawWaker, RawWakerVTable, Waker};
 
 /// The largest block recycled, in bytes; bigger tasks use the global
 /// allocator directly.
@@ -421,6 +423,78 @@ impl<T> Drop for Recycled<T> {
     }
 }
 
+/// std's `Wake` for a [`Recycled`] value: what waking a waker made by
+/// [`Recycled::waker`] does. The waker holds one reference to the value, so
+/// a value that is stored in a timer wheel as its own waker (a timeout
+/// scope) costs no allocation per arming.
+pub(crate) trait RecycledWake: Send + Sync + Sized + 'static {
+    /// The waker was woken (by value or by reference).
+    fn wake(this: &Recycled<Self>);
+}
+
+impl<T: RecycledWake> Recycled<T> {
+    /// A waker holding a new reference to the value.
+    pub(crate) fn waker(this: &Recycled<T>) -> Waker {
+        let data = this.clone().into_raw();
+        // SAFETY: the vtable's functions treat `data` as the reference it is
+        // (see `WakerOf`), which is `Send + Sync` as the `RawWaker` contract
+        // asks, because `T: Send + Sync`.
+        unsafe { Waker::from_raw(RawWaker::new(data, &WakerOf::<T>::VTABLE)) }
+    }
+
+    /// Gives up this reference as a pointer, for [`Recycled::from_raw`].
+    fn into_raw(self) -> *const () {
+        let block = self.block;
+        std::mem::forget(self);
+        block.as_ptr().cast_const().cast()
+    }
+
+    /// The reference given up by [`Recycled::into_raw`].
+    ///
+    /// # Safety
+    /// `data` came from `into_raw` of a `Recycled<T>` and is used once.
+    unsafe fn from_raw(data: *const ()) -> Recycled<T> {
+        Recycled {
+            // SAFETY: `into_raw` gave a non-null block pointer.
+            block: unsafe { NonNull::new_unchecked(data.cast_mut().cast()) },
+            _owns: PhantomData,
+        }
+    }
+}
+
+/// The waker vtable of `Recycled<T>`: a waker's data is one reference.
+struct WakerOf<T>(PhantomData<T>);
+
+impl<T: RecycledWake> WakerOf<T> {
+    const VTABLE: RawWakerVTable =
+        RawWakerVTable::new(Self::clone, Self::wake, Self::wake_by_ref, Self::drop);
+
+    /// # Safety (all four)
+    /// `data` is a waker's reference, from `into_raw`.
+    unsafe fn clone(data: *const ()) -> RawWaker {
+        // SAFETY: the waker keeps its reference; the clone takes a new one.
+        let this = ManuallyDrop::new(unsafe { Recycled::<T>::from_raw(data) });
+        RawWaker::new(Recycled::clone(&this).into_raw(), &Self::VTABLE)
+    }
+
+    unsafe fn wake(data: *const ()) {
+        // SAFETY: waking by value consumes the waker's reference.
+        let this = unsafe { Recycled::<T>::from_raw(data) };
+        T::wake(&this);
+    }
+
+    unsafe fn wake_by_ref(data: *const ()) {
+        // SAFETY: the waker keeps its reference.
+        let this = ManuallyDrop::new(unsafe { Recycled::<T>::from_raw(data) });
+        T::wake(&this);
+    }
+
+    unsafe fn drop(data: *const ()) {
+        // SAFETY: dropping the waker gives its reference back.
+        drop(unsafe { Recycled::<T>::from_raw(data) });
+    }
+}
+
 /// A value owned alone, like a `Box`, in a block from the current worker's
 /// lists: for the small parts that most tasks of some kinds allocate (the
 /// completion's extra part, with a task group's or a gather's hook).
@@ -552,6 +626,37 @@ mod tests {
             thread.join().unwrap();
         }
         assert_eq!(drops.load(Relaxed), 1);
+    }
+
+    /// Counts its wakes; its drops through the `Dropped` it holds.
+    struct Alarm {
+        wakes: StdAtomicUsize,
+        _dropped: Dropped,
+    }
+    impl RecycledWake for Alarm {
+        fn wake(this: &Recycled<Alarm>) {
+            this.wakes.fetch_add(1, Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_recycled_waker_wakes_its_value_and_holds_one_reference_per_waker() {
+        let drops = Arc::new(StdAtomicUsize::new(0));
+        let alarm = Recycled::new(Alarm {
+            wakes: StdAtomicUsize::new(0),
+            _dropped: Dropped(drops.clone()),
+        });
+        let waker = Recycled::waker(&alarm);
+        let other = waker.clone();
+        assert!(other.will_wake(&waker), "clones wake the same value");
+        waker.wake_by_ref();
+        let on_another_thread = std::thread::spawn(move || other.wake());
+        on_another_thread.join().unwrap();
+        assert_eq!(alarm.wakes.load(Relaxed), 2);
+        drop(alarm);
+        assert_eq!(drops.load(Relaxed), 0, "the remaining waker keeps it");
+        drop(waker);
+        assert_eq!(drops.load(Relaxed), 1, "dropped once, with the last waker");
     }
 
     #[test]

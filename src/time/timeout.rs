@@ -13,12 +13,12 @@ use super::TimerEntry;
 use crate::error::{Error, Result};
 use crate::loom::{lock, Mutex};
 use crate::runtime::{context, Handle};
+use crate::task::recycle::{Recycled, RecycledWake};
 use crate::task::AnyTask;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// A timeout scope: a deadline that, when it passes, cancels the block the
@@ -46,7 +46,14 @@ use std::time::{Duration, Instant};
 /// ```
 #[derive(Clone)]
 pub struct Timeout {
-    shared: Arc<Mutex<Scope>>,
+    shared: Recycled<ScopeCell>,
+}
+
+/// A scope's state, shared by its handles and its armed timer: the waker
+/// stored in the timer wheel is this block itself (one allocation per
+/// scope, not one per arming, and from the worker's recycled blocks).
+struct ScopeCell {
+    scope: Mutex<Scope>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,28 +83,32 @@ struct Scope {
     /// not read again at arming (a deadline passed by then is refused by
     /// the wheel, with the same outcome).
     may_have_passed: bool,
-    /// Bumped at every re-arm, so that a timer that fired for an old
-    /// deadline does nothing.
-    generation: u64,
 }
 
-/// The waker stored in the timer wheel: firing it expires the scope.
-struct Fire {
-    scope: Arc<Mutex<Scope>>,
-    generation: u64,
-}
-
-impl Wake for Fire {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        let mut scope = lock(&self.scope);
-        if scope.generation == self.generation {
-            // Give the fired entry back to its wheel, then expire.
-            scope.disarm();
-            scope.expire();
+/// The scope's timer fired. It may be the timer of an earlier deadline,
+/// fired while `reschedule` moved the deadline (the wheel wakes outside its
+/// lock), so the deadline decides: passed, the scope expires; still ahead,
+/// the scope makes sure a timer is armed for it (the wheel rounds deadlines
+/// up to its next tick, so the scope's own timer never fires early).
+impl RecycledWake for ScopeCell {
+    fn wake(this: &Recycled<ScopeCell>) {
+        let mut scope = lock(&this.scope);
+        if scope.phase != Phase::Entered {
+            return;
+        }
+        match scope.when {
+            Some(when) if when <= Instant::now() => {
+                // Give the fired entry back to its wheel, then expire.
+                scope.disarm();
+                scope.expire();
+            }
+            Some(_) => {
+                // Only on a worker, where the runtime is at hand.
+                if scope.arm(this).is_err() {
+                    scope.disarm();
+                }
+            }
+            None => scope.disarm(),
         }
     }
 }
@@ -114,30 +125,25 @@ impl Scope {
     }
 
     fn disarm(&mut self) {
-        self.generation += 1;
         self.due = false;
         // Dropping the entry removes the timer from its wheel.
         self.timer = None;
     }
 
     /// Arms the timer for `self.when` (the scope is entered).
-    fn arm(&mut self, shared: &Arc<Mutex<Scope>>) -> Result<()> {
+    fn arm(&mut self, cell: &Recycled<ScopeCell>) -> Result<()> {
         self.disarm();
         let Some(when) = self.when else {
             return Ok(());
         };
         let may_have_passed = self.may_have_passed;
-        let generation = self.generation;
         let armed = context::with_runtime(|runtime, worker| {
             if may_have_passed && when <= Instant::now() {
                 return None;
             }
             let timers = &runtime.timers;
             let tick = timers.tick_of(when);
-            let waker = Waker::from(Arc::new(Fire {
-                scope: shared.clone(),
-                generation,
-            }));
+            let waker = Recycled::waker(cell);
             let wheel = worker.unwrap_or_else(|| timers.outside_wheel());
             let entry = timers.register(wheel, tick, &waker)?;
             runtime.timer_added(tick);
@@ -162,16 +168,17 @@ impl Timeout {
 
     fn with_deadline(when: Option<Instant>, may_have_passed: bool) -> Timeout {
         Timeout {
-            shared: Arc::new(Mutex::new(Scope {
-                phase: Phase::Created,
-                when,
-                task: None,
-                cancelling_at_entry: 0,
-                timer: None,
-                due: false,
-                may_have_passed,
-                generation: 0,
-            })),
+            shared: Recycled::new(ScopeCell {
+                scope: Mutex::new(Scope {
+                    phase: Phase::Created,
+                    when,
+                    task: None,
+                    cancelling_at_entry: 0,
+                    timer: None,
+                    due: false,
+                    may_have_passed,
+                }),
+            }),
         }
     }
 
@@ -184,12 +191,15 @@ impl Timeout {
 
     /// The deadline, `None` if there is none.
     pub fn when(&self) -> Option<Instant> {
-        lock(&self.shared).when
+        lock(&self.shared.scope).when
     }
 
     /// Whether the deadline passed and the scope cancelled its block.
     pub fn expired(&self) -> bool {
-        matches!(lock(&self.shared).phase, Phase::Expiring | Phase::Expired)
+        matches!(
+            lock(&self.shared.scope).phase,
+            Phase::Expiring | Phase::Expired
+        )
     }
 
     /// Moves the deadline (asyncio's `reschedule`): later lets the block run
@@ -197,7 +207,7 @@ impl Timeout {
     /// it. An invalid-state error before the scope is entered, after it
     /// exited, or once it expired.
     pub fn reschedule(&self, when: Option<Instant>) -> Result<()> {
-        let mut scope = lock(&self.shared);
+        let mut scope = lock(&self.shared.scope);
         match scope.phase {
             Phase::Entered => {}
             Phase::Created => return Err(Error::invalid_state("the timeout has not been entered")),
@@ -230,7 +240,7 @@ impl Timeout {
 
 impl fmt::Debug for Timeout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scope = lock(&self.shared);
+        let scope = lock(&self.shared.scope);
         f.debug_struct("Timeout")
             .field("when", &scope.when)
             .field("phase", &scope.phase)
@@ -316,7 +326,7 @@ impl<F> TimeoutFuture<F> {
     fn enter(&mut self) -> Result<()> {
         let task = crate::task::current_task()?
             .ok_or_else(|| Error::runtime("a timeout scope must run inside a task"))?;
-        let mut scope = lock(&self.scope.shared);
+        let mut scope = lock(&self.scope.shared.scope);
         if scope.phase != Phase::Created {
             return Err(Error::invalid_state(
                 "a timeout scope can be entered only once",
@@ -336,7 +346,7 @@ impl<F> TimeoutFuture<F> {
 
     /// The block suspended: a deadline found already passed takes effect now.
     fn expire_if_due(&self) {
-        let mut scope = lock(&self.scope.shared);
+        let mut scope = lock(&self.scope.shared.scope);
         if scope.due {
             scope.due = false;
             scope.expire();
@@ -345,7 +355,7 @@ impl<F> TimeoutFuture<F> {
 
     /// asyncio's `__aexit__`.
     fn exit<T>(&mut self, outcome: Result<T>) -> Result<T> {
-        let mut scope = lock(&self.scope.shared);
+        let mut scope = lock(&self.scope.shared.scope);
         scope.disarm();
         match scope.phase {
             Phase::Expiring => {
@@ -400,7 +410,7 @@ where
 impl<F> Drop for TimeoutFuture<F> {
     fn drop(&mut self) {
         if self.entered {
-            let mut scope = lock(&self.scope.shared);
+            let mut scope = lock(&self.scope.shared.scope);
             if matches!(scope.phase, Phase::Entered | Phase::Expiring) {
                 scope.disarm();
                 scope.phase = Phase::Exited;

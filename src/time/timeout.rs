@@ -103,9 +103,15 @@ impl RecycledWake for ScopeCell {
                 scope.expire();
             }
             Some(_) => {
-                // Only on a worker, where the runtime is at hand.
+                // Timers fire on workers, where the runtime is at hand; a
+                // deadline the wheel calls passed by now expires at once
+                // (the block is suspended: `due` would wait for its next
+                // poll).
                 if scope.arm(this).is_err() {
                     scope.disarm();
+                } else if scope.due {
+                    scope.due = false;
+                    scope.expire();
                 }
             }
             None => scope.disarm(),

@@ -445,7 +445,8 @@ def main():
           f"- RAM: {m['ram']}",
           f"- Kernel: {m['kernel']}",
           f"- Rust: {m['rustc']}",
-          f"- Commit: {m['commit']}",
+          f"- Commit when this report was written: {m['commit']} (each bench's section "
+          "says the commit it ran at)",
           f"- Report written: {m['date']}",
           "",
           "## Reproduce", "",
@@ -480,6 +481,8 @@ def main():
         status = read_status(os.path.join(logs, f"{bench}.status"))
         if status:
             note = f"Last run by report.sh: {status.get('start', '?')} to {status.get('end', '?')}"
+            if status.get("commit"):
+                note += f", at commit {status['commit']}"
             if status.get("load_before"):
                 note += (f", load average {status['load_before']} before and "
                          f"{status.get('load_after', '?')} after")

@@ -81,6 +81,11 @@ if [ $run -eq 1 ]; then
             echo "start=$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
             echo "load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
             echo "args=${bench_args[*]:-}"
+            commit=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
+            if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+                commit="$commit (with uncommitted changes)"
+            fi
+            echo "commit=$commit"
         } > "$status"
         rc=0
         cargo bench --bench "$b" -- "${bench_args[@]}" | tee "$logs/$b.txt" || rc=$?

@@ -247,14 +247,8 @@ pub unsafe extern "C" fn spindle_runtime_spawn_owned(
         let _entered = runtime.handle().enter();
         // SAFETY: per the contract.
         let name = unsafe { optional_str(name) };
-        match spawn_c_task(&rt.stacks, func, arg, name) {
-            Ok(task) => {
-                // SAFETY: per the contract.
-                unsafe { spindle_task::write_out(out, task) };
-                0
-            }
-            Err(code) => code,
-        }
+        // SAFETY: `out` per the contract.
+        unsafe { spindle_task::hand_out(spawn_c_task(&rt.stacks, func, arg, name), out) }
     })
 }
 

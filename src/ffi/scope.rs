@@ -340,16 +340,11 @@ pub unsafe extern "C" fn spindle_group_spawn_owned(
         };
         // SAFETY: per the contract.
         let name = unsafe { optional_str(name) };
-        match spawn_c_task_in(&group.stacks, func, arg, name, |builder, fiber| {
+        let spawned = spawn_c_task_in(&group.stacks, func, arg, name, |builder, fiber| {
             group.group.spawn_with(builder, fiber)
-        }) {
-            Ok(task) => {
-                // SAFETY: per the contract.
-                unsafe { spindle_task::write_out(out, task) };
-                0
-            }
-            Err(code) => code,
-        }
+        });
+        // SAFETY: `out` per the contract.
+        unsafe { spindle_task::hand_out(spawned, out) }
     })
 }
 

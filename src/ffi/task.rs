@@ -40,6 +40,26 @@ impl spindle_task {
         }
     }
 
+    /// Ends a spawn call: on success the task goes to C through `out` (see
+    /// [`write_out`](Self::write_out)) and the status is 0; otherwise the
+    /// status is the spawn's error code.
+    ///
+    /// # Safety
+    /// `out` is NULL or valid for writes.
+    pub(crate) unsafe fn hand_out(
+        spawned: std::result::Result<Task<usize>, c_int>,
+        out: *mut *mut spindle_task,
+    ) -> c_int {
+        match spawned {
+            Ok(task) => {
+                // SAFETY: per the caller.
+                unsafe { spindle_task::write_out(out, task) };
+                0
+            }
+            Err(code) => code,
+        }
+    }
+
     /// The task behind a handle argument.
     ///
     /// # Safety
@@ -238,14 +258,8 @@ pub unsafe extern "C" fn spindle_spawn_owned(
         };
         // SAFETY: per the contract.
         let name = unsafe { optional_str(name) };
-        match spawn_c_task(&stacks, func, arg, name) {
-            Ok(task) => {
-                // SAFETY: per the contract.
-                unsafe { spindle_task::write_out(out, task) };
-                0
-            }
-            Err(code) => code,
-        }
+        // SAFETY: `out` per the contract.
+        unsafe { spindle_task::hand_out(spawn_c_task(&stacks, func, arg, name), out) }
     })
 }
 

@@ -55,7 +55,8 @@ pub(crate) struct Header {
     /// The completion record, with the task's cold data.
     pub(crate) aux: Mutex<Aux>,
     /// asyncio's `cancelling()` count: cancel requests not withdrawn by
-    /// `uncancel`. Written only under the aux lock (which orders it); an
+    /// `uncancel`. Written only under the aux lock (which orders the
+    /// writes; `cancelling` reads it alone, without the lock); an
     /// atomic rather than a field of `Aux` so that it shares a word with
     /// `registry_key` instead of padding the lock's data.
     pub(crate) cancel_requests: AtomicU32,

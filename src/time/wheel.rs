@@ -8,7 +8,8 @@
 //! slot is a rotate and a `trailing_zeros` per level.
 //!
 //! A timer is an entry in a vector, indexed by its key (free keys are kept
-//! on a stack, the most recently freed reused first). Each slot lists its
+//! on a stack, the most recently freed reused first; when the wheel empties,
+//! both start over, see [`Wheel::release`]). Each slot lists its
 //! timers' keys in registration order, so timers with the same deadline
 //! fire in the order they were registered, as asyncio's do; the entry
 //! records where its key sits in that list, and cancelling writes a
@@ -50,6 +51,9 @@ const OVERFLOW: usize = LEVELS * SLOTS;
 const TOMBSTONE: u32 = u32::MAX;
 /// A list emptied with room for more keys than this gives its memory back.
 const KEEP_ROOM: usize = 1024;
+/// An emptied wheel with room for more entries than this gives its entries'
+/// and free keys' memory back (36 bytes per entry: about 1.1 MiB).
+const KEEP_ENTRIES: usize = 32 * 1024;
 /// Tombstones a list may hold beyond its live keys before it is compacted.
 const COMPACT_SLACK: usize = 32;
 /// How many keys ahead of the entry being fired or cascaded a slot's
@@ -190,7 +194,7 @@ impl Wheel {
         debug_assert_eq!(entry.deadline, deadline, "a key used after its timer fired");
         let waker = entry.waker.take();
         let (list_index, index) = (entry.list as usize, entry.index as usize);
-        self.free.push(key as u32);
+        self.release(key as u32);
         let list = &mut self.lists[list_index];
         list.keys[index] = TOMBSTONE;
         list.live -= 1;
@@ -217,6 +221,24 @@ impl Wheel {
             self.compact(list_index);
         }
         waker
+    }
+
+    /// Frees the key of a timer that left the wheel. When the last one
+    /// leaves, the wheel forgets every key: the next timers get keys in
+    /// order again (their entries written and fired in address order), and
+    /// the memory of a burst of timers beyond [`KEEP_ENTRIES`] goes back to
+    /// the allocator instead of staying with the worker for good.
+    fn release(&mut self, key: u32) {
+        self.free.push(key);
+        if self.free.len() == self.entries.len() {
+            if self.entries.capacity() > KEEP_ENTRIES {
+                self.entries = Vec::new();
+                self.free = Vec::new();
+            } else {
+                self.entries.clear();
+                self.free.clear();
+            }
+        }
     }
 
     /// Removes a list's tombstones, keeping its live keys in order.
@@ -344,7 +366,7 @@ impl Wheel {
                     let entry = &mut self.entries[key as usize];
                     debug_assert_eq!(entry.deadline, due);
                     let waker = entry.waker.take().expect("a timer in a list has its waker");
-                    self.free.push(key);
+                    self.release(key);
                     fire(waker);
                 } else {
                     // Cascading, even a timer already due: the slot spans
@@ -456,6 +478,40 @@ mod tests {
         );
         assert!(!wheel.set_waker(a, 10, &waker(4, &log)));
         assert_eq!(wheel.next_deadline(), None);
+    }
+
+    #[test]
+    fn an_emptied_wheel_hands_out_keys_in_order_and_gives_a_bursts_memory_back() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut wheel = Wheel::new();
+        let burst = KEEP_ENTRIES as u64 * 2;
+        for i in 0..burst {
+            wheel.insert(1 + i % 50, waker(i, &log)).unwrap();
+        }
+        assert!(wheel.entries.capacity() > KEEP_ENTRIES);
+        fire_all(&mut wheel, 50);
+        assert_eq!(log.lock().unwrap().len() as u64, burst);
+        assert_eq!(wheel.pending(), 0);
+        assert_eq!(wheel.entries.capacity(), 0, "the burst's entries are freed");
+        assert_eq!(wheel.free.capacity(), 0, "the burst's free keys are freed");
+        // A small burst keeps its room, and both start over in key order,
+        // whether the last timer fired or was cancelled.
+        let keys: Vec<_> = (0..3)
+            .map(|i| wheel.insert(60 + i, waker(i, &log)).unwrap())
+            .collect();
+        assert_eq!(keys, [0, 1, 2]);
+        assert!(wheel.cancel(keys[1], 61).is_some());
+        fire_all(&mut wheel, 60);
+        assert!(wheel.cancel(keys[2], 62).is_some());
+        assert_eq!(wheel.pending(), 0);
+        assert!(
+            wheel.entries.capacity() >= 3,
+            "a small wheel keeps its room"
+        );
+        let keys: Vec<_> = (0..2)
+            .map(|i| wheel.insert(70 + i, waker(i, &log)).unwrap())
+            .collect();
+        assert_eq!(keys, [0, 1]);
     }
 
     #[test]

@@ -324,6 +324,98 @@ fn a_task_yielding_alone_stays_on_its_worker() {
     });
 }
 
+/// Sets `mine`, then spins (without yielding) until `theirs` is set too;
+/// `false` if that takes 10 s: the other task never ran at the same time.
+fn rendezvous(mine: &AtomicBool, theirs: &AtomicBool) -> bool {
+    mine.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !theirs.load(Ordering::SeqCst) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::hint::spin_loop();
+    }
+    true
+}
+
+/// A spawn into an empty queue wakes no other worker at once (the spawner's
+/// worker runs the task when the step ends), but a second spawn in the
+/// same step does: here the spawner does not yield until one of its two
+/// children has started, which only another worker can do.
+#[test]
+fn a_second_spawn_in_one_step_wakes_another_worker_at_once() {
+    within_limit(|| {
+        let rt = rt(2);
+        let (started, spawner_spun) = rt
+            .block_on(async {
+                let started = Arc::new(AtomicBool::new(false));
+                let spinning = Arc::new(AtomicBool::new(false));
+                // Both workers go to sleep; the one that fires this timer
+                // runs the rest without waking the other.
+                spindle::sleep(Duration::from_millis(50)).await?;
+                let children: Vec<_> = (0..2)
+                    .map(|_| {
+                        let (started, spinning) = (started.clone(), spinning.clone());
+                        spindle::spawn(async move { spindle::Ok(rendezvous(&started, &spinning)) })
+                    })
+                    .collect();
+                let met = rendezvous(&spinning, &started);
+                for child in children {
+                    child.await?;
+                }
+                spindle::Ok((met, spinning.load(Ordering::SeqCst)))
+            })
+            .unwrap();
+        assert!(spawner_spun);
+        assert!(started, "no child started while the spawner's step ran");
+    });
+}
+
+/// The other half of the deferred spawn wake-up: a task spawned alone into
+/// the queue wakes no one, but if more work is queued by the end of the
+/// spawner's step (here a task woken into the LIFO slot), another worker is
+/// woken then. The spawned task and the woken one must run at the same
+/// time, on both workers.
+#[test]
+fn a_spawn_deferred_to_the_end_of_the_step_still_wakes_a_worker_for_more_work() {
+    within_limit(|| {
+        let rt = rt(2);
+        let (a_met, b_met) = rt
+            .block_on(async {
+                let (a_flag, b_flag) = (
+                    Arc::new(AtomicBool::new(false)),
+                    Arc::new(AtomicBool::new(false)),
+                );
+                let go = Promise::<()>::new();
+                let parked = Promise::<()>::new();
+                let b = {
+                    let (go, parked) = (go.clone(), parked.clone());
+                    let (a_flag, b_flag) = (a_flag.clone(), b_flag.clone());
+                    spindle::spawn(async move {
+                        parked.set_result(())?;
+                        go.await?;
+                        spindle::Ok(rendezvous(&b_flag, &a_flag))
+                    })
+                };
+                parked.await?;
+                // b reaches its await of `go`, and both workers go to sleep;
+                // the one that fires this timer runs the rest without
+                // waking the other.
+                spindle::sleep(Duration::from_millis(50)).await?;
+                // One step: spawn a, then wake b; the step ends at the join.
+                let a = spindle::spawn(async move { spindle::Ok(rendezvous(&a_flag, &b_flag)) });
+                go.set_result(())?;
+                let a_met = a.await?;
+                spindle::Ok((a_met, b.await?))
+            })
+            .unwrap();
+        assert!(
+            a_met && b_met,
+            "the spawned task and the woken one never ran at once"
+        );
+    });
+}
+
 // -- bad input -------------------------------------------------------------------
 
 /// Spawning on a runtime that has shut down (through a handle kept past the

@@ -198,12 +198,14 @@ struct ReleasedExtra {
 impl Released {
     /// Takes the done callbacks, in registration order; `None` if there
     /// are none.
+    #[inline]
     pub(crate) fn take_callbacks(&mut self) -> Option<Callbacks> {
         let extra = self.extra.as_mut()?;
         (!extra.callbacks.is_empty()).then(|| std::mem::take(&mut extra.callbacks))
     }
 
     /// Wakes every awaiter.
+    #[inline]
     pub(crate) fn wake_waiters(self) {
         if let Some(waker) = self.first {
             waker.wake();
@@ -216,9 +218,10 @@ impl Released {
     }
 
     /// Wakes every awaiter and returns the callbacks for the caller to
-    /// schedule.
-    pub(crate) fn wake_all(mut self) -> Callbacks {
-        let callbacks = self.take_callbacks().unwrap_or_default();
+    /// schedule; `None` if there are none (the usual case: nothing to drop).
+    #[inline]
+    pub(crate) fn wake_all(mut self) -> Option<Callbacks> {
+        let callbacks = self.take_callbacks();
         self.wake_waiters();
         callbacks
     }
@@ -272,6 +275,7 @@ impl<X: Default> Completion<X> {
     }
 
     /// Records the outcome and releases the waiters and callbacks.
+    #[inline]
     pub(crate) fn finish(&mut self, status: Status) -> Released {
         debug_assert!(!self.is_done());
         self.done = true;
@@ -467,7 +471,7 @@ mod tests {
         assert!(record
             .add_callback(StoredCallback::Closure { key: 10, call })
             .is_none());
-        for callback in record.finish(Status::Succeeded).wake_all() {
+        for callback in record.finish(Status::Succeeded).wake_all().unwrap() {
             callback.run();
         }
         assert_eq!(*order.lock().unwrap(), ["b", "d", "e"]);

@@ -73,8 +73,9 @@ impl<T> Promise<T> {
             slot.value = value;
             slot.completion.finish(status)
         };
-        let callbacks = released.wake_all();
-        self.dispatch(callbacks);
+        if let Some(callbacks) = released.wake_all() {
+            self.dispatch(callbacks);
+        }
         Ok(())
     }
 

@@ -37,7 +37,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 /// The non-generic part of every task.
@@ -263,11 +263,17 @@ impl RawTask {
     /// # Safety
     /// No reference to the task may remain.
     unsafe fn dealloc(self) {
+        // SAFETY: no reference to the task remains (the caller's contract):
+        // this is the only access to it, so its lock need not be taken (the
+        // decrement of the last reference ordered every earlier use).
+        let aux = unsafe { &mut (*self.ptr.as_ptr()).aux };
+        let unretrieved = aux
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .completion
+            .unretrieved_error()
+            .cloned();
         let header = self.header();
-        let unretrieved = {
-            let aux = lock(&header.aux);
-            aux.completion.unretrieved_error().cloned()
-        };
         if let Some(error) = unretrieved {
             header
                 .shared

@@ -49,6 +49,7 @@ use std::sync::Arc;
 pub struct TaskId(NonZeroU64);
 
 impl TaskId {
+    #[inline]
     pub(crate) fn next() -> TaskId {
         // Not part of any protocol: a plain std counter (see crate::loom).
         static NEXT: AtomicU64 = AtomicU64::new(1);

@@ -133,6 +133,7 @@ impl State {
         }
     }
 
+    #[inline]
     pub(crate) fn load(&self) -> Snapshot {
         let now = self.word.load(Acquire);
         #[cfg(spindle_helgrind)]
@@ -220,6 +221,7 @@ impl State {
     /// The task finished: `RUNNING` -> `COMPLETE` (clears `NOTIFIED` and
     /// `CANCEL_PENDING`, which mean nothing any more). The worker keeps its
     /// reference.
+    #[inline]
     pub(crate) fn to_complete(&self) {
         let prev = self.update(|s| {
             debug_assert!(s & RUNNING != 0);
@@ -294,6 +296,7 @@ impl State {
     }
 
     /// Adds one reference.
+    #[inline]
     pub(crate) fn ref_inc(&self) {
         let prev = self
             .word
@@ -307,6 +310,7 @@ impl State {
 
     /// Drops one reference; returns `true` if it was the last one.
     #[must_use]
+    #[inline]
     pub(crate) fn ref_dec(&self) -> bool {
         #[cfg(spindle_helgrind)]
         crate::valgrind::happens_before(&self.word);

@@ -80,23 +80,83 @@ struct GroupState {
     /// withdraw that request when it exits.
     parent_cancel_requested: bool,
     /// Children not done yet, by the key their done callback holds.
-    children: Slab<AnyTask>,
+    children: Children,
     /// Real failures of children, in completion order.
     errors: Vec<Error>,
     /// The exit waiting for the last child.
     on_completed: Option<Waker>,
 }
 
+/// The children a group waits for, by key: the first [`INLINE_CHILDREN`]
+/// in the group's own block, the rest in a slab. In a fork-join tree every
+/// group has two children, and the slab's first allocation (64 bytes) was
+/// one more malloc per group.
+#[derive(Default)]
+struct Children {
+    /// Keys `0..INLINE_CHILDREN`.
+    inline: [Option<AnyTask>; INLINE_CHILDREN],
+    /// Key `INLINE_CHILDREN + k` is `more[k]`.
+    more: Slab<AnyTask>,
+    /// Children in `inline`.
+    inline_len: usize,
+}
+
+/// Children a group keeps without an allocation of their own.
+const INLINE_CHILDREN: usize = 2;
+
+impl Children {
+    /// Adds a child; returns its key.
+    fn insert(&mut self, child: AnyTask) -> usize {
+        match self.inline.iter().position(Option::is_none) {
+            Some(key) => {
+                self.inline[key] = Some(child);
+                self.inline_len += 1;
+                key
+            }
+            None => INLINE_CHILDREN + self.more.insert(child),
+        }
+    }
+
+    /// Removes the child of `key`, if it is still there.
+    fn remove(&mut self, key: usize) {
+        match key.checked_sub(INLINE_CHILDREN) {
+            None => {
+                if self.inline[key].take().is_some() {
+                    self.inline_len -= 1;
+                }
+            }
+            Some(key) => {
+                self.more.try_remove(key);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.inline_len + self.more.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &AnyTask> {
+        self.inline
+            .iter()
+            .flatten()
+            .chain(self.more.iter().map(|(_, child)| child))
+    }
+}
+
 impl GroupState {
     /// asyncio's `_abort`: cancel every child still running.
     fn abort(&mut self) {
         self.aborting = true;
-        crate::task::cancel_all(self.children.iter().map(|(_, child)| child), None);
+        crate::task::cancel_all(self.children.iter(), None);
     }
 
     /// asyncio's `_on_task_done`.
     fn child_done(&mut self, key: usize, child: &AnyTask) {
-        self.children.try_remove(key);
+        self.children.remove(key);
         if self.children.is_empty() {
             if let Some(waker) = self.on_completed.take() {
                 waker.wake();
@@ -412,5 +472,41 @@ impl<F, T> Drop for GroupFuture<F, T> {
                 }
             }
         }
+    }
+}
+
+#[cfg(all(test, not(spindle_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_keep_their_keys_inline_and_beyond_and_reuse_freed_ones() {
+        let rt = crate::Runtime::builder().worker_threads(1).build().unwrap();
+        let tasks: Vec<_> = (0..5).map(|_| rt.spawn(async { crate::Ok(()) })).collect();
+        let mut children = Children::default();
+        let keys: Vec<_> = tasks[..4]
+            .iter()
+            .map(|task| children.insert(task.as_any().clone()))
+            .collect();
+        assert_eq!(keys, [0, 1, 2, 3]);
+        assert_eq!((children.len(), children.iter().count()), (4, 4));
+        children.remove(0);
+        children.remove(0);
+        children.remove(3);
+        children.remove(3);
+        assert_eq!((children.len(), children.iter().count()), (2, 2));
+        let ids: Vec<_> = children.iter().map(AnyTask::id).collect();
+        assert_eq!(ids, [tasks[1].id(), tasks[2].id()]);
+        assert_eq!(
+            children.insert(tasks[4].as_any().clone()),
+            0,
+            "a freed inline key first"
+        );
+        assert_eq!(children.insert(tasks[0].as_any().clone()), 3);
+        for key in [0, 1, 2, 3] {
+            children.remove(key);
+        }
+        assert!(children.is_empty());
+        assert_eq!(children.iter().count(), 0);
     }
 }

@@ -97,8 +97,6 @@ struct Children {
     inline: [Option<AnyTask>; INLINE_CHILDREN],
     /// Key `INLINE_CHILDREN + k` is `more[k]`.
     more: Slab<AnyTask>,
-    /// Children in `inline`.
-    inline_len: usize,
 }
 
 /// Children a group keeps without an allocation of their own.
@@ -110,7 +108,6 @@ impl Children {
         match self.inline.iter().position(Option::is_none) {
             Some(key) => {
                 self.inline[key] = Some(child);
-                self.inline_len += 1;
                 key
             }
             None => INLINE_CHILDREN + self.more.insert(child),
@@ -120,11 +117,7 @@ impl Children {
     /// Removes the child of `key`, if it is still there.
     fn remove(&mut self, key: usize) {
         match key.checked_sub(INLINE_CHILDREN) {
-            None => {
-                if self.inline[key].take().is_some() {
-                    self.inline_len -= 1;
-                }
-            }
+            None => self.inline[key] = None,
             Some(key) => {
                 self.more.try_remove(key);
             }
@@ -132,11 +125,11 @@ impl Children {
     }
 
     fn len(&self) -> usize {
-        self.inline_len + self.more.len()
+        self.inline.iter().flatten().count() + self.more.len()
     }
 
     fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.inline.iter().all(Option::is_none) && self.more.is_empty()
     }
 
     fn iter(&self) -> impl Iterator<Item = &AnyTask> {

@@ -47,7 +47,9 @@
 //! injector; then, as a *searcher*, steal half of another worker's queue or
 //! its LIFO slot, from a random victim. The LIFO slot is stealable: a task
 //! woken by a task that then runs for a long time is not stuck behind it
-//! (tokio-rs/tokio#4941).
+//! (tokio-rs/tokio#4941). The worker of a runtime of one worker, which
+//! nobody steals from, reads its queue one task ahead and prefetches that
+//! task ([`WorkerCore::pop_local`]).
 //!
 //! When nothing is found the worker parks, following the protocol in
 //! [`idle`]: at most one searching worker is woken per burst of new work,
@@ -553,6 +555,12 @@ pub(crate) struct WorkerCore {
     /// without waking another worker: whether to wake one is decided when
     /// the step ends.
     spawn_offer_deferred: Cell<bool>,
+    /// The task this worker runs after the current one, already taken from
+    /// the front of its queue and its header prefetched: only the worker of
+    /// a runtime of one worker reads its queue one task ahead (see
+    /// [`WorkerCore::pop_local`]). Empty whenever the worker looks for work
+    /// elsewhere or parks.
+    next_up: Cell<Option<Notified>>,
 }
 
 impl WorkerCore {
@@ -649,7 +657,39 @@ impl WorkerCore {
             self.local.push(task);
         }
         self.lifo_streak.set(0);
-        self.local.pop().or_else(|| self.pop_injector())
+        self.pop_local().or_else(|| self.pop_injector())
+    }
+
+    /// The front of this worker's queue. The worker of a runtime of one
+    /// worker reads its queue one task ahead: it takes the task after the
+    /// front too, keeps it in [`next_up`](Self::next_up) and prefetches its
+    /// header, so that the cache miss of a task's first touch (its state
+    /// word) overlaps the step before it instead of stalling the worker.
+    /// With many tasks queued that one load was a tenth of the worker's
+    /// time (a million sleeps firing, perf: 10.5% in `RawTask::run`, 88% of
+    /// it on that load); reading ahead made that workload 10-14% faster
+    /// and fib(27) through task groups 5-12%. The order is unchanged: the
+    /// task in `next_up` is still the front of the queue.
+    /// With several workers a task held there would be out of the stealers'
+    /// reach for a whole step, so they do not read ahead.
+    fn pop_local(&self) -> Option<Notified> {
+        if self.shared.remotes.len() > 1 {
+            return self.local.pop();
+        }
+        let task = self.next_up.take().or_else(|| self.local.pop())?;
+        if let Some(next) = self.local.pop() {
+            crate::prefetch::prefetch(next.raw().as_ptr());
+            self.next_up.set(Some(next));
+        }
+        Some(task)
+    }
+
+    /// Tasks waiting in this worker's queue (the one read ahead included).
+    fn queued(&self) -> usize {
+        let next_up = self.next_up.take();
+        let ahead = usize::from(next_up.is_some());
+        self.next_up.set(next_up);
+        self.local.len() + ahead
     }
 
     fn random(&self) -> u64 {
@@ -859,7 +899,7 @@ impl WorkerCore {
             // now (timers just fired included) have run, and at most
             // GLOBAL_QUEUE_INTERVAL ticks later. Saves a clock read per
             // task while many are queued.
-            let batch = self.local.len().clamp(1, GLOBAL_QUEUE_INTERVAL as usize);
+            let batch = self.queued().clamp(1, GLOBAL_QUEUE_INTERVAL as usize);
             self.ticks_to_timer_check.set(batch as u32);
         } else {
             self.ticks_to_timer_check.set(ticks_left - 1);
@@ -877,6 +917,11 @@ impl WorkerCore {
     /// idle worker sleeps in the driver, with the earliest timer deadline as
     /// its timeout; the others sleep on their condition variable.
     fn park(&self) {
+        debug_assert_eq!(
+            self.queued(),
+            self.local.len(),
+            "parking with a task read ahead"
+        );
         self.flush_unregistering();
         let shared = &*self.shared;
         shared.idle.park(self.index, self.searching.replace(false));
@@ -972,6 +1017,7 @@ impl WorkerCore {
 
     /// Drops whatever is left in this worker's queue and slot.
     fn drain(&self) {
+        drop(self.next_up.take());
         while let Some(task) = self.local.pop() {
             drop(task);
         }
@@ -1003,6 +1049,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: LocalQueue<No
         task_cache,
         eager_depth: Cell::new(0),
         spawn_offer_deferred: Cell::new(false),
+        next_up: Cell::new(None),
     };
     {
         let _worker = context::enter_worker(&core);

@@ -145,7 +145,15 @@ impl Wheel {
             return None;
         }
         let key = match self.free.pop() {
-            Some(key) => key as usize,
+            Some(key) => {
+                // The next insert reuses the key now on top of the stack,
+                // whose entry was last touched when its timer left, long
+                // ago with many timers: its line starts loading now.
+                if let Some(&next) = self.free.last() {
+                    crate::prefetch::prefetch(self.entries.as_ptr().wrapping_add(next as usize));
+                }
+                key as usize
+            }
             None => {
                 // Keys and list indices are u32 (TOMBSTONE excluded): this
                 // needs more than four billion live timers on one worker.

@@ -204,6 +204,21 @@ impl Released {
         (!extra.callbacks.is_empty()).then(|| std::mem::take(&mut extra.callbacks))
     }
 
+    /// Starts loading what the first done callback will touch first, if it
+    /// is an internal hook (a task group's state, when the group's child
+    /// completes): usually a cold line, which the caller reaches after
+    /// some work of its own.
+    #[inline]
+    pub(crate) fn prefetch_first_hook(&self) {
+        let first = self
+            .extra
+            .as_ref()
+            .and_then(|extra| extra.callbacks.first.as_ref());
+        if let Some(StoredCallback::Hook { hook, .. }) = first {
+            crate::prefetch::prefetch(hook.key() as *const u8);
+        }
+    }
+
     /// Wakes every awaiter.
     #[inline]
     pub(crate) fn wake_waiters(self) {

@@ -583,6 +583,7 @@ unsafe fn complete<T>(ptr: NonNull<Header>, outcome: Result<T, Error>) {
         header.state.to_complete();
         aux.completion.finish(status)
     };
+    released.prefetch_first_hook();
     // A value discarded for a late cancel may panic in its destructor:
     // contained, like the future's and the output's.
     let _ = catch_unwind(AssertUnwindSafe(move || drop(discarded)));

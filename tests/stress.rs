@@ -1564,7 +1564,8 @@ fn spawn_busy_population(
 /// a promise, task groups and gathers of sleepers, and tasks whose cleanup
 /// awaits (sleep, yield, a child task); a second runtime adds tasks that
 /// ignore cancellation forever (spinning ones and one stuck on a future
-/// that never wakes) and a short shutdown timeout.
+/// that never wakes) and a short shutdown timeout. Rounds alternate between
+/// runtimes of one worker and of two.
 ///
 /// Proves: dropping the runtime returns (a watchdog aborts otherwise);
 /// when it has returned, every task's guard was dropped exactly once, every
@@ -1584,11 +1585,14 @@ fn c_shutdown_while_busy_drops_every_task() {
     let started_at = Instant::now();
 
     for round in 0..rounds {
+        // Rounds alternate between one worker (which reads its queue one
+        // task ahead) and two.
+        let workers = 1 + round % 2;
         // 1. Only cooperative tasks, a generous shutdown timeout: everything
         //    ends by cancellation, cleanups complete, nothing is aborted.
         let books = Books::new(progress.clone());
         let reports = Arc::new(Reports::default());
-        let rt = Reports::runtime(&reports, 2, Duration::from_secs(30));
+        let rt = Reports::runtime(&reports, workers, Duration::from_secs(30));
         let (handles, cleaners) = spawn_busy_population(&rt, &books, &mut rng, scale);
         let top = handles.len();
         wait_until(
@@ -1645,7 +1649,7 @@ fn c_shutdown_while_busy_drops_every_task() {
         // 2. Tasks that ignore cancellation and a short shutdown timeout.
         let books = Books::new(progress.clone());
         let reports = Arc::new(Reports::default());
-        let rt = Reports::runtime(&reports, 2, Duration::from_millis(100));
+        let rt = Reports::runtime(&reports, workers, Duration::from_millis(100));
         let (mut handles, _) = spawn_busy_population(&rt, &books, &mut rng, scale / 3);
         let mut stubborn = Vec::new();
         for k in 0..4 {

@@ -619,50 +619,6 @@ fn an_always_ready_await_loop_does_not_starve_the_worker() {
     });
 }
 
-/// A runtime of one worker keeps asyncio's single FIFO ready queue exactly,
-/// however long the queue: new tasks and tasks that yield go to its back and
-/// run in that order (its worker reads the queue one task ahead, which must
-/// neither reorder nor lose a task).
-#[test]
-fn one_worker_runs_spawned_and_yielding_tasks_in_fifo_order() {
-    const TASKS: usize = 300;
-    let log = within_limit(|| {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let l = log.clone();
-        rt(1)
-            .block_on(async move {
-                let tasks: Vec<Task<()>> = (0..TASKS)
-                    .map(|i| {
-                        let l = l.clone();
-                        spindle::spawn(async move {
-                            l.lock().unwrap().push(format!("{i} starts"));
-                            let child_log = l.clone();
-                            // Queued behind everything waiting, then this
-                            // task behind its child.
-                            drop(spindle::spawn(async move {
-                                child_log.lock().unwrap().push(format!("child of {i}"));
-                                spindle::Ok(())
-                            }));
-                            spindle::yield_now().await?;
-                            l.lock().unwrap().push(format!("{i} resumes"));
-                            spindle::Ok(())
-                        })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await?;
-                }
-                spindle::Ok(())
-            })
-            .unwrap();
-        let log = std::mem::take(&mut *log.lock().unwrap());
-        log
-    });
-    let starts = (0..TASKS).map(|i| format!("{i} starts"));
-    let then = (0..TASKS).flat_map(|i| [format!("child of {i}"), format!("{i} resumes")]);
-    assert_eq!(log, starts.chain(then).collect::<Vec<_>>());
-}
-
 /// Awaiting a task that is already done gives its result without a
 /// scheduling point, as asyncio's `await` of a done future: collecting many
 /// finished results does not send the collector behind every other task

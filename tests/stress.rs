@@ -1908,11 +1908,10 @@ fn stop_with_queued_tasks(workers: usize) {
         }));
         for _ in 0..3 {
             drop(spindle::spawn(async {
-                loop {
+                while !NEVER.load(SEQ) {
                     // Ignores every cancellation.
                     let _ = spindle::yield_now().await;
                 }
-                #[allow(unreachable_code)]
                 spindle::Ok(())
             }));
         }

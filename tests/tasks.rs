@@ -75,6 +75,48 @@ fn case_02_yield_now_interleaves_fifo_on_one_worker() {
     });
 }
 
+/// Case 2 with a long queue: on one worker the FIFO ready queue holds
+/// however many tasks wait. New tasks and tasks that yield go to its back
+/// and run in that order (the worker reads the queue one task ahead, which
+/// must neither reorder nor lose a task).
+#[test]
+fn case_02_fifo_holds_for_a_long_queue_of_spawns_and_yields_on_one_worker() {
+    const TASKS: usize = 300;
+    within_limit(|| {
+        let log = Log::default();
+        let main_log = log.clone();
+        rt(1)
+            .block_on(async move {
+                let tasks: Vec<Task<()>> = (0..TASKS)
+                    .map(|i| {
+                        let log = main_log.clone();
+                        spindle::spawn(async move {
+                            log.push(format!("{i} starts"));
+                            let child_log = log.clone();
+                            // Queued behind everything waiting, then this
+                            // task behind its child.
+                            drop(spindle::spawn(async move {
+                                child_log.push(format!("child of {i}"));
+                                spindle::Ok(())
+                            }));
+                            spindle::yield_now().await?;
+                            log.push(format!("{i} resumes"));
+                            spindle::Ok(())
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await?;
+                }
+                spindle::Ok(())
+            })
+            .unwrap();
+        let starts = (0..TASKS).map(|i| format!("{i} starts"));
+        let then = (0..TASKS).flat_map(|i| [format!("child of {i}"), format!("{i} resumes")]);
+        assert_eq!(log.get(), starts.chain(then).collect::<Vec<_>>());
+    });
+}
+
 thread_local! {
     /// Set on the creator's thread while the creator is inside its step
     /// (between spawning and its first await).

@@ -584,6 +584,113 @@ fn many_tasks_complete_on_several_workers() {
     });
 }
 
+/// On several workers a worker's queue spills its oldest half to the
+/// injector once it holds 256 tasks: a task that spawns far more without
+/// yielding still has every one of them run, exactly once.
+#[test]
+fn tasks_spilled_from_a_long_queue_each_run_once_on_several_workers() {
+    const TASKS: usize = 5_000;
+    within_limit(|| {
+        let runs: Arc<Vec<AtomicUsize>> =
+            Arc::new((0..TASKS).map(|_| AtomicUsize::new(0)).collect());
+        let counted = runs.clone();
+        rt(2)
+            .block_on(async move {
+                let tasks: Vec<_> = (0..TASKS)
+                    .map(|i| {
+                        let runs = counted.clone();
+                        spindle::spawn(async move {
+                            runs[i].fetch_add(1, Ordering::SeqCst);
+                            spindle::Ok(())
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await?;
+                }
+                spindle::Ok(())
+            })
+            .unwrap();
+        let not_once: Vec<usize> = (0..TASKS)
+            .filter(|&i| runs[i].load(Ordering::SeqCst) != 1)
+            .collect();
+        assert!(
+            not_once.is_empty(),
+            "tasks not run exactly once: {not_once:?}"
+        );
+    });
+}
+
+/// Counts the fork-join tasks alive at once, and the most ever alive.
+#[derive(Default)]
+struct Alive {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// Held by a task of [`fib_alive`] for its whole life.
+struct AliveGuard(Arc<Alive>);
+
+impl AliveGuard {
+    fn new(alive: &Arc<Alive>) -> AliveGuard {
+        let now = alive.now.fetch_add(1, Ordering::SeqCst) + 1;
+        alive.peak.fetch_max(now, Ordering::SeqCst);
+        AliveGuard(alive.clone())
+    }
+}
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// fib(n) through task groups, one task per call, counted in `alive`.
+fn fib_alive(
+    n: u64,
+    alive: Arc<Alive>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = spindle::Result<u64>> + Send>> {
+    let guard = AliveGuard::new(&alive);
+    Box::pin(async move {
+        let _guard = guard;
+        if n < 2 {
+            return spindle::Ok(n);
+        }
+        let (a, b) = spindle::task_group(|tg| async move {
+            let a = tg.spawn(fib_alive(n - 1, alive.clone()))?;
+            let b = tg.spawn(fib_alive(n - 2, alive))?;
+            spindle::Ok((a, b))
+        })
+        .await?;
+        spindle::Ok(a.take_result()? + b.take_result()?)
+    })
+}
+
+/// On several workers a fork-join tree does not run breadth-first: the
+/// oldest tasks of a long queue (the largest subtrees) wait in the injector
+/// while the newest (the deepest) run, complete, and let their parents
+/// complete. fib(22) spawns 57,313 tasks; with unbounded FIFO queues 20,000
+/// to 31,000 of them were alive at once on 2 workers (also with both
+/// workers on one CPU), with the spill 7,800 to 9,400.
+#[test]
+fn a_fork_join_tree_on_several_workers_keeps_few_tasks_alive() {
+    const BOUND: usize = 15_000;
+    within_limit(|| {
+        let alive = Arc::new(Alive::default());
+        let counted = alive.clone();
+        let value = rt(2)
+            .block_on(async move { fib_alive(22, counted).await })
+            .unwrap();
+        assert_eq!(value, 17_711);
+        assert_eq!(alive.now.load(Ordering::SeqCst), 0, "every task ended");
+        let peak = alive.peak.load(Ordering::SeqCst);
+        assert!(
+            peak < BOUND,
+            "{peak} of fib(22)'s 57,313 tasks were alive at once (bound {BOUND})"
+        );
+    });
+}
+
 /// The cooperative budget: a task whose await points keep being ready (an
 /// event that stays set) is still made to yield, so another task on the
 /// only worker gets to run and stop it.

@@ -1885,12 +1885,13 @@ fn d_every_task_allocation_is_freed() {
 
 /// One runtime of `workers` workers, stopped with tasks still in its queue.
 /// A task spawns, on its worker, one task that blocks that worker for
-/// longer than the whole shutdown (it spins without awaiting) and three
+/// longer than the whole shutdown (it spins without awaiting) and others
 /// that ignore every cancellation and keep yielding. The blocking task
 /// is first in the queue, so the worker takes it with the next one read
 /// ahead (one worker) and the others queued behind, and it is still in
 /// that step when the runtime's short shutdown timeout runs out twice and
-/// the workers stop.
+/// the workers stop. On several workers there are more of them than a
+/// worker's queue holds, so part of them spill to the injector.
 fn stop_with_queued_tasks(workers: usize) {
     let rt = Runtime::builder()
         .worker_threads(workers)
@@ -1906,7 +1907,8 @@ fn stop_with_queued_tasks(workers: usize) {
             spin(Duration::from_millis(50));
             spindle::Ok(())
         }));
-        for _ in 0..3 {
+        let stubborn = if workers == 1 { 3 } else { 600 };
+        for _ in 0..stubborn {
             drop(spindle::spawn(async {
                 while !NEVER.load(SEQ) {
                     // Ignores every cancellation.

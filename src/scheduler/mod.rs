@@ -31,6 +31,9 @@
 //!   stolen back and forth by a worker woken at every yield (a yield on 2
 //!   workers: 65-75 ns down to 25-32 ns, as on one worker);
 //! - from any other thread: the injector, and one sleeping worker is woken;
+//! - on a runtime of several workers, a worker's queue holds at most
+//!   [`LOCAL_QUEUE_SPILL_AT`] tasks: one more spills its oldest half to the
+//!   injector ([`WorkerCore::push_local_spilling`]);
 //! - spawned *eagerly* from a worker (asyncio's `eager_start`): nowhere at
 //!   first. Its first step runs inside the spawn, nested in the spawner's
 //!   step ([`WorkerCore::try_run_eagerly`]), and it is queued only if that
@@ -74,6 +77,17 @@
 //! 0.66-0.72 s). A queue that never allocates pays off only together with
 //! task-side allocations that do not go through those bins.
 //!
+//! Why a worker's queue spills to the injector on several workers (tokio's
+//! local queue is bounded the same way): a fork-join tree run breadth-first
+//! keeps most of itself alive. fib(27) through task groups spawns 635k
+//! tasks; with unbounded FIFO queues up to 310k of them were alive at once
+//! on 2 workers (peak RSS 155 MB), and the time went to first touches of
+//! cold task blocks. Spilled, the oldest (the largest subtrees) wait in the
+//! injector while the newest, the deepest, run, complete and free their
+//! parents: 75k alive at most (37 MB), and 375-400 ms against 550-600 ms
+//! (tokio: 40-50k alive, 660-780 ms). One worker keeps its one FIFO queue:
+//! asyncio's order is observable there.
+//!
 //! # Invariants
 //! - A task is in at most one queue or slot at a time, and then it carries
 //!   the `NOTIFIED` bit and the queue owns one reference
@@ -81,8 +95,9 @@
 //! - Only the owning worker pushes to its queue and writes its LIFO slot;
 //!   anyone may steal from both (the slot by an atomic swap).
 //! - After [`Shared::closed`] is set, nothing new is accepted: spawns
-//!   complete at once with a runtime error, and a task pushed by a racing
-//!   wake is drained by whoever sees `closed` after its push.
+//!   complete at once with a runtime error, and a task pushed to the
+//!   injector by a racing wake or spill is drained by whoever sees `closed`
+//!   after its push ([`Shared::inject`]).
 
 pub(crate) mod coop;
 mod idle;
@@ -114,6 +129,9 @@ const GLOBAL_QUEUE_INTERVAL: u32 = 61;
 /// At most this many batches of the injector (crossbeam moves at most 32
 /// tasks per batch) are moved in ahead of a task that yielded.
 const INJECTOR_BATCHES_AHEAD_OF_YIELD: usize = 32;
+/// On a runtime of several workers, a worker's queue that reaches this
+/// many tasks moves its oldest half to the injector.
+const LOCAL_QUEUE_SPILL_AT: usize = 256;
 /// Tasks a worker may take from its LIFO slot in a row.
 const MAX_LIFO_STREAK: u32 = 3;
 /// Eager first steps that may run nested in one another on one thread;
@@ -329,14 +347,27 @@ impl Shared {
             _ => Some(task),
         });
         if let Some(task) = remote {
-            self.injector.push(task);
-            fence(SeqCst);
-            if self.closed.load(SeqCst) {
-                self.drain_injector();
-            } else {
+            if self.inject([task]) {
                 self.notify_parked();
             }
         }
+    }
+
+    /// Pushes `tasks` to the injector. Returns whether the runtime still
+    /// accepts them: if it closed meanwhile, the injector is drained instead
+    /// (the push, then the `SeqCst` fence and the load of `closed`, pair
+    /// with `close`'s store and then drain: one of the two drains sees the
+    /// tasks).
+    fn inject(&self, tasks: impl IntoIterator<Item = Notified>) -> bool {
+        for task in tasks {
+            self.injector.push(task);
+        }
+        fence(SeqCst);
+        if self.closed.load(SeqCst) {
+            self.drain_injector();
+            return false;
+        }
+        true
     }
 
     fn notify_parked(&self) {
@@ -594,8 +625,9 @@ impl WorkerCore {
                     return;
                 }
                 // SAFETY: a non-null slot holds a task with its queue reference.
-                self.local
-                    .push(unsafe { Notified::from_raw(RawTask::from_ptr(previous)) });
+                self.push_local_spilling(unsafe {
+                    Notified::from_raw(RawTask::from_ptr(previous))
+                });
             }
             // A new task alone in this worker's queue and slot runs here
             // as soon as the current step ends: no other worker is woken
@@ -611,12 +643,32 @@ impl WorkerCore {
                 self.spawn_offer_deferred.set(true);
                 return;
             }
+            Schedule::Spawn | Schedule::Wake if self.shared.remotes.len() > 1 => {
+                self.push_local_spilling(task)
+            }
             Schedule::Spawn | Schedule::Wake => self.local.push(task),
         }
         // The only worker of a one-worker runtime is this one, awake.
         if self.shared.remotes.len() > 1 {
             self.shared.notify_parked();
         }
+    }
+
+    /// Pushes to the back of this worker's queue, on a runtime of several
+    /// workers. A queue that has reached [`LOCAL_QUEUE_SPILL_AT`] tasks
+    /// first moves its oldest half to the injector, where any worker takes
+    /// them: one at a time every [`GLOBAL_QUEUE_INTERVAL`] ticks, by batches
+    /// once its own queue is empty. A task that spawns or wakes many others
+    /// is then followed by the newest ones, the deepest of a fork-join tree,
+    /// which complete and free their parents sooner (see the module's
+    /// "Why a worker's queue spills").
+    fn push_local_spilling(&self, task: Notified) {
+        if self.local.len() >= LOCAL_QUEUE_SPILL_AT {
+            let oldest = std::iter::from_fn(|| self.local.pop()).take(LOCAL_QUEUE_SPILL_AT / 2);
+            // A runtime closed meanwhile has drained them: nothing is lost.
+            let _ = self.shared.inject(oldest);
+        }
+        self.local.push(task);
     }
 
     fn take_lifo(&self) -> Option<Notified> {
@@ -637,12 +689,31 @@ impl WorkerCore {
         }
     }
 
+    /// One task of the injector, for the look at it every
+    /// [`GLOBAL_QUEUE_INTERVAL`] ticks. A runtime of several workers takes
+    /// a single task: a batch would refill a local queue that spilled
+    /// there (fib(27) through task groups on 2 workers took 660-700 ms with
+    /// batches, 375-400 ms with single tasks). One worker takes a batch,
+    /// as when its queue is empty.
+    fn pop_injector_periodic(&self) -> Option<Notified> {
+        if self.shared.remotes.len() == 1 {
+            return self.pop_injector();
+        }
+        loop {
+            match self.shared.injector.steal() {
+                Steal::Success(task) => return Some(task),
+                Steal::Empty => return None,
+                Steal::Retry => {}
+            }
+        }
+    }
+
     /// The next task from this worker's own sources.
     fn next_task(&self) -> Option<Notified> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         if tick % GLOBAL_QUEUE_INTERVAL == 0 {
-            if let Some(task) = self.pop_injector() {
+            if let Some(task) = self.pop_injector_periodic() {
                 self.lifo_streak.set(0);
                 return Some(task);
             }

@@ -584,9 +584,10 @@ fn many_tasks_complete_on_several_workers() {
     });
 }
 
-/// On several workers a worker's queue spills its oldest half to the
-/// injector once it holds 256 tasks: a task that spawns far more without
-/// yielding still has every one of them run, exactly once.
+/// On several workers a spawn that finds its worker's queue holding 256
+/// tasks first spills the queue's oldest half to the injector (once per
+/// step): of the tasks a task spawns without yielding, those spilled and
+/// those kept each run exactly once.
 #[test]
 fn tasks_spilled_from_a_long_queue_each_run_once_on_several_workers() {
     const TASKS: usize = 5_000;
@@ -671,7 +672,7 @@ fn fib_alive(
 /// while the newest (the deepest) run, complete, and let their parents
 /// complete. fib(22) spawns 57,313 tasks; with unbounded FIFO queues 20,000
 /// to 31,000 of them were alive at once on 2 workers (also with both
-/// workers on one CPU), with the spill 7,800 to 9,400.
+/// workers on one CPU), with the spill 6,800 to 9,400.
 #[test]
 fn a_fork_join_tree_on_several_workers_keeps_few_tasks_alive() {
     const BOUND: usize = 15_000;

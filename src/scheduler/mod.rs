@@ -31,9 +31,9 @@
 //!   stolen back and forth by a worker woken at every yield (a yield on 2
 //!   workers: 65-75 ns down to 25-32 ns, as on one worker);
 //! - from any other thread: the injector, and one sleeping worker is woken;
-//! - on a runtime of several workers, a worker's queue holds at most
-//!   [`LOCAL_QUEUE_SPILL_AT`] tasks: one more spills its oldest half to the
-//!   injector ([`WorkerCore::push_local_spilling`]);
+//! - on a runtime of several workers, a spawn that finds its worker's queue
+//!   holding [`LOCAL_QUEUE_SPILL_AT`] tasks first spills the queue's oldest
+//!   half to the injector, once per step ([`WorkerCore::push_local_spilling`]);
 //! - spawned *eagerly* from a worker (asyncio's `eager_start`): nowhere at
 //!   first. Its first step runs inside the spawn, nested in the spawner's
 //!   step ([`WorkerCore::try_run_eagerly`]), and it is queued only if that
@@ -85,8 +85,14 @@
 //! cold task blocks. Spilled, the oldest (the largest subtrees) wait in the
 //! injector while the newest, the deepest, run, complete and free their
 //! parents: 75k alive at most (37 MB), and 375-400 ms against 550-600 ms
-//! (tokio: 40-50k alive, 660-780 ms). One worker keeps its one FIFO queue:
-//! asyncio's order is observable there.
+//! (tokio: 40-50k alive, 660-780 ms). Only spawns spill, and a step spills
+//! once at most: a step that spawns a flood of tasks (one generation, with
+//! no depth to favour) or a queue kept long by wakes gained nothing from
+//! it and paid with tasks moved between the workers and their allocator
+//! arenas (spilling on every spawn and displaced wake, on 2 workers: 1M
+//! sleeps from one task 15% slower, 100k tasks gated by a semaphore 20%).
+//! One worker keeps its one FIFO queue: asyncio's order is observable
+//! there.
 //!
 //! # Invariants
 //! - A task is in at most one queue or slot at a time, and then it carries
@@ -586,6 +592,9 @@ pub(crate) struct WorkerCore {
     /// without waking another worker: whether to wake one is decided when
     /// the step ends.
     spawn_offer_deferred: Cell<bool>,
+    /// Whether the current step has spilled this worker's queue already
+    /// (see [`WorkerCore::push_local_spilling`]).
+    spilled_in_step: Cell<bool>,
     /// The task this worker runs after the current one, already taken from
     /// the front of its queue and its header prefetched: only the worker of
     /// a runtime of one worker reads its queue one task ahead (see
@@ -625,9 +634,8 @@ impl WorkerCore {
                     return;
                 }
                 // SAFETY: a non-null slot holds a task with its queue reference.
-                self.push_local_spilling(unsafe {
-                    Notified::from_raw(RawTask::from_ptr(previous))
-                });
+                self.local
+                    .push(unsafe { Notified::from_raw(RawTask::from_ptr(previous)) });
             }
             // A new task alone in this worker's queue and slot runs here
             // as soon as the current step ends: no other worker is woken
@@ -643,9 +651,7 @@ impl WorkerCore {
                 self.spawn_offer_deferred.set(true);
                 return;
             }
-            Schedule::Spawn | Schedule::Wake if self.shared.remotes.len() > 1 => {
-                self.push_local_spilling(task)
-            }
+            Schedule::Spawn if self.shared.remotes.len() > 1 => self.push_local_spilling(task),
             Schedule::Spawn | Schedule::Wake => self.local.push(task),
         }
         // The only worker of a one-worker runtime is this one, awake.
@@ -654,16 +660,16 @@ impl WorkerCore {
         }
     }
 
-    /// Pushes to the back of this worker's queue, on a runtime of several
-    /// workers. A queue that has reached [`LOCAL_QUEUE_SPILL_AT`] tasks
-    /// first moves its oldest half to the injector, where any worker takes
-    /// them: one at a time every [`GLOBAL_QUEUE_INTERVAL`] ticks, by batches
-    /// once its own queue is empty. A task that spawns or wakes many others
-    /// is then followed by the newest ones, the deepest of a fork-join tree,
-    /// which complete and free their parents sooner (see the module's
-    /// "Why a worker's queue spills").
+    /// Pushes a new task to the back of this worker's queue, on a runtime
+    /// of several workers. If the queue has reached [`LOCAL_QUEUE_SPILL_AT`]
+    /// tasks and the current step has not spilled yet, its oldest half
+    /// first moves to the injector, where any worker takes them: one at a
+    /// time every [`GLOBAL_QUEUE_INTERVAL`] ticks, by batches once its own
+    /// queue is empty. The newest tasks of a fork-join tree, the deepest,
+    /// then run first, and complete and free their parents sooner (see the
+    /// module's "Why a worker's queue spills").
     fn push_local_spilling(&self, task: Notified) {
-        if self.local.len() >= LOCAL_QUEUE_SPILL_AT {
+        if self.local.len() >= LOCAL_QUEUE_SPILL_AT && !self.spilled_in_step.replace(true) {
             let oldest = std::iter::from_fn(|| self.local.pop()).take(LOCAL_QUEUE_SPILL_AT / 2);
             // A runtime closed meanwhile has drained them: nothing is lost.
             let _ = self.shared.inject(oldest);
@@ -847,6 +853,7 @@ impl WorkerCore {
 
     fn run_task(&self, task: Notified) {
         self.stop_searching();
+        self.spilled_in_step.set(false);
         if let RunOutcome::Requeue(task) = RawTask::run(task) {
             self.requeue_yielded(task);
         }
@@ -1120,6 +1127,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: LocalQueue<No
         task_cache,
         eager_depth: Cell::new(0),
         spawn_offer_deferred: Cell::new(false),
+        spilled_in_step: Cell::new(false),
         next_up: Cell::new(None),
     };
     {

@@ -1720,10 +1720,11 @@ fn c_shutdown_while_busy_drops_every_task() {
 
 /// Runs `n` tasks of every kind (values, failures, panics, cancels, aborts,
 /// timeouts, groups, gathers, promises, semaphore waiters) on a fresh
-/// runtime, leaves some pending at shutdown, and drops the runtime.
-fn allocation_workload(n: usize, seed: u64) {
+/// runtime of `workers` workers, leaves some pending at shutdown, and drops
+/// the runtime.
+fn allocation_workload(n: usize, seed: u64, workers: usize) {
     let rt = Runtime::builder()
-        .worker_threads(2)
+        .worker_threads(workers)
         .shutdown_timeout(Duration::from_secs(30))
         .on_unhandled_error(|_| {})
         .build()
@@ -1830,10 +1831,13 @@ fn allocation_workload(n: usize, seed: u64) {
 /// after a runtime runs N tasks (completed, failed, panicked, cancelled,
 /// aborted, timed out, nested, left pending at shutdown) and is dropped.
 ///
-/// Proves: the runtime gives back every task's memory: after a warm-up run
+/// Proves: the runtime gives back every task's memory: after warm-up runs
 /// (lazy statics and thread-locals), the live blocks and bytes after the
 /// drop are within a small constant of the baseline for N = 2k and for
-/// N = 40k (400k in soak mode), so nothing leaks per task.
+/// N = 40k (400k in soak mode) on 2 workers, so nothing leaks per task,
+/// and for N = 2k again on one worker (whose scheduling differs: one FIFO
+/// queue read one task ahead, no LIFO slot, no spills, no batched
+/// unregistering).
 #[test]
 fn d_every_task_allocation_is_freed() {
     let _serial = serial();
@@ -1845,29 +1849,35 @@ fn d_every_task_allocation_is_freed() {
     let watchdog = Watchdog::start(progress.clone());
     // Nothing below prints until the measurements are taken: the harness's
     // output capture would count as live memory.
-    allocation_workload(500, seed);
+    allocation_workload(500, seed, 1);
+    allocation_workload(500, seed, 2);
     progress.tick();
     let (base_blocks, base_bytes) = live_allocations();
-    allocation_workload(small, seed ^ 1);
+    allocation_workload(small, seed ^ 1, 2);
     progress.tick();
     let (small_blocks, small_bytes) = live_allocations();
-    allocation_workload(large, seed ^ 2);
+    allocation_workload(large, seed ^ 2, 2);
     progress.tick();
     let (large_blocks, large_bytes) = live_allocations();
+    allocation_workload(small, seed ^ 3, 1);
+    progress.tick();
+    let (one_blocks, one_bytes) = live_allocations();
     drop(watchdog);
     let leak_small = (small_blocks - base_blocks, small_bytes - base_bytes);
     let leak_large = (large_blocks - base_blocks, large_bytes - base_bytes);
+    let leak_one = (one_blocks - base_blocks, one_bytes - base_bytes);
     println!(
         "D: baseline {base_blocks} blocks / {base_bytes} bytes; after {small} tasks +{} blocks / \
-         +{} bytes; after {large} more tasks +{} blocks / +{} bytes",
-        leak_small.0, leak_small.1, leak_large.0, leak_large.1
+         +{} bytes; after {large} more tasks +{} blocks / +{} bytes; after {small} more on one \
+         worker +{} blocks / +{} bytes",
+        leak_small.0, leak_small.1, leak_large.0, leak_large.1, leak_one.0, leak_one.1
     );
     // A fixed slack for lazily initialized statics and the test harness
     // (a test thread it starts meanwhile); a leak of one block per 2,500
     // tasks is above it.
     const SLACK_BLOCKS: isize = 32;
     const SLACK_BYTES: isize = 16 * 1024;
-    for (n, (blocks, bytes)) in [(small, leak_small), (large, leak_large)] {
+    for (n, (blocks, bytes)) in [(small, leak_small), (large, leak_large), (small, leak_one)] {
         assert!(
             blocks < SLACK_BLOCKS && bytes < SLACK_BYTES,
             "after {n} tasks and a dropped runtime, {blocks} blocks / {bytes} bytes more are \

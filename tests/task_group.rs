@@ -2299,16 +2299,26 @@ fn cancelled_group_lets_no_waiting_child_take_a_freed_permit() {
                 let sem = Arc::new(spindle::Semaphore::new(3));
                 let acquired = Arc::new(AtomicUsize::new(0));
                 let (s, a) = (sem.clone(), acquired.clone());
-                let outcome = spindle::timeout(
-                    Duration::from_millis(2),
-                    spindle::task_group(move |tg| async move {
-                        for _ in 0..10 {
-                            tg.spawn(hold_permit_for_an_hour(s.clone(), a.clone()))?;
+                let scope = Timeout::at(None);
+                let expire = scope.clone();
+                let outcome = scope
+                    .run(spindle::task_group(move |tg| async move {
+                        let children = (0..10)
+                            .map(|_| tg.spawn(hold_permit_for_an_hour(s.clone(), a.clone())))
+                            .collect::<spindle::Result<Vec<_>>>()?;
+                        // The timeout fires once every child is parked (the
+                        // holders in their sleep, the others queued on the
+                        // semaphore): see the same wait in
+                        // gather::cancelled_gather_lets_no_waiter_take_a_freed_permit.
+                        while !children
+                            .iter()
+                            .all(|c| c.state() == spindle::TaskState::Waiting)
+                        {
+                            spindle::yield_now().await?;
                         }
-                        spindle::Ok(())
-                    }),
-                )
-                .await;
+                        expire.reschedule(Some(Instant::now()))
+                    }))
+                    .await;
                 assert!(outcome.unwrap_err().is_timeout(), "round {round}");
                 // The holders never give a permit back but by ending
                 // cancelled: a fourth acquisition took a freed one.

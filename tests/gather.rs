@@ -2,9 +2,9 @@
 //! 33-39), the `gather!` macro, and the seed scenarios built on gather.
 
 mod common;
-use common::{hold_permit_for_an_hour, rt, wait_done, within_limit};
+use common::{hold_permit_for_an_hour, rt, until_all_waiting, wait_done, within_limit};
 
-use spindle::{Error, ErrorKind, Promise, Runtime, Task, TaskState, Unhandled, UnhandledKind};
+use spindle::{Error, ErrorKind, Promise, Runtime, Task, Unhandled, UnhandledKind};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -733,15 +733,10 @@ fn cancelled_gather_lets_no_waiter_take_a_freed_permit() {
                     .collect();
                 // The cancellation comes once every child is parked (the
                 // holders in their sleep, the others queued on the
-                // semaphore). A child still in its first step when the
-                // cancellation is passed on can take a permit freed
-                // meanwhile without a suspension, so without seeing it
-                // (acquiring a free permit delivers no pending cancel, as
-                // in asyncio); with the timeout running from the spawns,
-                // a worker preempted mid-step under load let that happen.
-                while !tasks.iter().all(|task| task.state() == TaskState::Waiting) {
-                    spindle::yield_now().await?;
-                }
+                // semaphore); with the timeout running from the spawns, a
+                // worker preempted mid-step under load let a child take a
+                // freed permit before it saw the cancel.
+                until_all_waiting(&tasks).await?;
                 let outcome =
                     spindle::timeout(Duration::from_millis(2), spindle::gather(tasks.clone()))
                         .await;

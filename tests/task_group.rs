@@ -5,7 +5,7 @@
 //! (`test_taskgroups.py`, `taskgroups.py`).
 
 mod common;
-use common::{current, hold_permit_for_an_hour, rt, within_limit};
+use common::{current, hold_permit_for_an_hour, rt, until_all_waiting, within_limit};
 
 use spindle::task::Builder as TaskBuilder;
 use spindle::{
@@ -2308,14 +2308,8 @@ fn cancelled_group_lets_no_waiting_child_take_a_freed_permit() {
                             .collect::<spindle::Result<Vec<_>>>()?;
                         // The timeout fires once every child is parked (the
                         // holders in their sleep, the others queued on the
-                        // semaphore): see the same wait in
-                        // gather::cancelled_gather_lets_no_waiter_take_a_freed_permit.
-                        while !children
-                            .iter()
-                            .all(|c| c.state() == spindle::TaskState::Waiting)
-                        {
-                            spindle::yield_now().await?;
-                        }
+                        // semaphore).
+                        until_all_waiting(&children).await?;
                         expire.reschedule(Some(Instant::now()))
                     }))
                     .await;

@@ -135,8 +135,9 @@ const GLOBAL_QUEUE_INTERVAL: u32 = 61;
 /// At most this many batches of the injector (crossbeam moves at most 32
 /// tasks per batch) are moved in ahead of a task that yielded.
 const INJECTOR_BATCHES_AHEAD_OF_YIELD: usize = 32;
-/// On a runtime of several workers, a worker's queue that reaches this
-/// many tasks moves its oldest half to the injector.
+/// On a runtime of several workers, a spawn that finds its worker's queue
+/// holding this many tasks first moves the queue's oldest half to the
+/// injector (once per step; see [`WorkerCore::push_local_spilling`]).
 const LOCAL_QUEUE_SPILL_AT: usize = 256;
 /// Tasks a worker may take from its LIFO slot in a row.
 const MAX_LIFO_STREAK: u32 = 3;
@@ -389,10 +390,17 @@ impl Shared {
     }
 
     fn drain_injector(&self) {
+        while let Some(task) = self.steal_one_injected() {
+            drop(task);
+        }
+    }
+
+    /// The injector's front task, if any (retrying a contended steal).
+    fn steal_one_injected(&self) -> Option<Notified> {
         loop {
             match self.injector.steal() {
-                Steal::Success(task) => drop(task),
-                Steal::Empty => break,
+                Steal::Success(task) => return Some(task),
+                Steal::Empty => return None,
                 Steal::Retry => {}
             }
         }
@@ -705,13 +713,7 @@ impl WorkerCore {
         if self.shared.remotes.len() == 1 {
             return self.pop_injector();
         }
-        loop {
-            match self.shared.injector.steal() {
-                Steal::Success(task) => return Some(task),
-                Steal::Empty => return None,
-                Steal::Retry => {}
-            }
-        }
+        self.shared.steal_one_injected()
     }
 
     /// The next task from this worker's own sources.

@@ -75,3 +75,19 @@ pub async fn hold_permit_for_an_hour(
     acquired.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     spindle::sleep(Duration::from_secs(3600)).await
 }
+
+/// Yields until every task in `tasks` is parked at an await point
+/// ([`spindle::TaskState::Waiting`]). A test that cancels them afterwards
+/// knows that none is still in a step: on several workers a task in its
+/// first step when the cancel arrives may, for instance, take a free
+/// semaphore permit without a suspension, so without seeing the cancel
+/// (as asyncio's acquire does).
+pub async fn until_all_waiting<T: Send + 'static>(tasks: &[Task<T>]) -> spindle::Result<()> {
+    while !tasks
+        .iter()
+        .all(|task| task.state() == spindle::TaskState::Waiting)
+    {
+        spindle::yield_now().await?;
+    }
+    spindle::Ok(())
+}

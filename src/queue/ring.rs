@@ -46,6 +46,20 @@
 //! increments it after claiming and before publishing, so the `task_done`
 //! of an item, which follows its pop, always finds the item counted.
 //!
+//! # Contention
+//!
+//! A claim that loses its CAS to another claim of the same side waits about
+//! [`CONTENDED_PAUSE`] before it tries again ([`back_off_contended`]). Two
+//! workers that put (or get) at once otherwise take turns on the `tail` (or
+//! `head`) cache line: every claim moves the line between the cores, and
+//! the move costs more than the rest of the operation. Waiting lets the
+//! winner run a streak of claims on a line its core keeps. Measured with 4
+//! producers and 4 consumers of a ring of 1024 on 2 workers, 1M items: 25
+//! ms against 47 ms, and 48 ms against 128 ms at a time when the host made
+//! transfers between the two cores slower; from a pause of 250 ns to one
+//! of 4 us all did about as well. Only a lost claim waits, so a queue that
+//! one thread uses, or several that rarely collide, never does.
+//!
 //! # Orderings
 //!
 //! - Stamp loads are Acquire and stamp stores Release: a push's write of
@@ -67,6 +81,7 @@ use super::QueueError;
 use crate::loom::{yield_now, AtomicU64, RaceCell};
 use std::mem::MaybeUninit;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::time::{Duration, Instant};
 
 /// In `tail`: the ring is shut down, no push succeeds.
 const SHUT: u64 = 1 << 63;
@@ -139,6 +154,28 @@ unsafe impl<T: Send> Send for Ring<T> {}
 // SAFETY: as for `Send`.
 unsafe impl<T: Send> Sync for Ring<T> {}
 
+/// How long a claim that lost its CAS to a claim of the same side waits
+/// before it tries again (module documentation, "Contention").
+const CONTENDED_PAUSE: Duration = Duration::from_micros(1);
+
+/// Waits about [`CONTENDED_PAUSE`] after a lost claim. The pause is timed,
+/// not counted in spin-loop hints, whose cost differs twentyfold between
+/// processors. Loom models skip it: it only changes timing.
+fn back_off_contended() {
+    if cfg!(spindle_loom) {
+        return;
+    }
+    let start = Instant::now();
+    loop {
+        for _ in 0..4 {
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= CONTENDED_PAUSE {
+            return;
+        }
+    }
+}
+
 /// Waits a little for another thread to finish a step it has started.
 fn backoff(rounds: &mut u32) {
     if cfg!(spindle_loom) || *rounds >= 6 {
@@ -203,7 +240,14 @@ impl<T> Ring<T> {
                         slot.stamp.store(holds(tail), Release);
                         return Ok(());
                     }
-                    Err(now) => tail = now,
+                    Err(now) => {
+                        // Another push claimed `tail` (not a spurious
+                        // failure, nor a shutdown): let it run a streak.
+                        if now & POSITION != tail & POSITION {
+                            back_off_contended();
+                        }
+                        tail = now;
+                    }
                 }
                 continue;
             }
@@ -258,7 +302,13 @@ impl<T> Ring<T> {
                             .store(free_for(position + self.capacity), Release);
                         return Ok(item);
                     }
-                    Err(now) => head = now,
+                    Err(now) => {
+                        // Another pop claimed `head`: let it run a streak.
+                        if now & POSITION != head & POSITION {
+                            back_off_contended();
+                        }
+                        head = now;
+                    }
                 }
                 continue;
             }

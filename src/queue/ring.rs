@@ -54,11 +54,12 @@
 //! `head`) cache line: every claim moves the line between the cores, and
 //! the move costs more than the rest of the operation. Waiting lets the
 //! winner run a streak of claims on a line its core keeps. Measured with 4
-//! producers and 4 consumers of a ring of 1024 on 2 workers, 1M items: 25
-//! ms against 47 ms, and 48 ms against 128 ms at a time when the host made
-//! transfers between the two cores slower; from a pause of 250 ns to one
-//! of 4 us all did about as well. Only a lost claim waits, so a queue that
-//! one thread uses, or several that rarely collide, never does.
+//! producers and 4 consumers of a ring of 1024 on 2 workers, 1M items
+//! (medians): 25 ms against 47 ms, and 42-49 ms against 107-132 ms at a
+//! time when the host made transfers between the two cores slower; before
+//! the change a quarter to a third of the claims lost a CAS. Pauses from
+//! 250 ns to 4 us all did about as well. Only a lost claim waits, so a
+//! queue that one thread uses, or several that rarely collide, never does.
 //!
 //! # Orderings
 //!

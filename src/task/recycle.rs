@@ -59,10 +59,10 @@
 //! worker's list for good, and such blocks add up until they fill the
 //! budget: from then on every size the worker does allocate goes to glibc.
 //! Measured on `ping_pong` with one worker, where the bench thread spawns
-//! one 128-byte task a round: from about 4,500 rounds on (2 seconds of
-//! them; criterion runs more), the lists held over 6,000 of those blocks
-//! and the rounds made 3 allocations a ping instead of none: 485-553 ns a
-//! ping against 376-392 ns once idle lists are emptied. So every
+//! one 128-byte task a round: those blocks filled the lists (6,048 of them
+//! after 6,050 rounds, 2.5 seconds; criterion runs more), and from about
+//! round 4,500 on the rounds made 3 allocations a ping instead of none:
+//! 485-553 ns a ping against 376-392 ns once idle lists are emptied. So every
 //! [`TRIM_PERIOD`] frees that find the budget spent, the worker empties the
 //! lists of the sizes it has not allocated during its last [`IDLE_AFTER`]
 //! allocations ([`TaskCache::trim_idle`]): they are idle, and their bytes

@@ -54,12 +54,13 @@
 //! `head`) cache line: every claim moves the line between the cores, and
 //! the move costs more than the rest of the operation. Waiting lets the
 //! winner run a streak of claims on a line its core keeps. Measured with 4
-//! producers and 4 consumers of a ring of 1024 on 2 workers, 1M items
-//! (medians): 25 ms against 47 ms, and 42-49 ms against 107-132 ms at a
-//! time when the host made transfers between the two cores slower; before
-//! the change a quarter to a third of the claims lost a CAS. Pauses from
-//! 250 ns to 4 us all did about as well. Only a lost claim waits, so a
-//! queue that one thread uses, or several that rarely collide, never does.
+//! producers and 4 consumers of a ring of 1024 on 2 workers, 1M items:
+//! medians of 25 ms against 47 ms, and every run 42-49 ms against 107-132
+//! ms at a time when the host made transfers between the two cores slower;
+//! before the change a quarter to a third of the claims lost a CAS. Pauses
+//! from 250 ns to 4 us all did about as well. Only a lost claim waits, so
+//! a queue that one thread uses, or several that rarely collide, never
+//! does.
 //!
 //! # Orderings
 //!
@@ -160,8 +161,9 @@ unsafe impl<T: Send> Sync for Ring<T> {}
 const CONTENDED_PAUSE: Duration = Duration::from_micros(1);
 
 /// Waits about [`CONTENDED_PAUSE`] after a lost claim. The pause is timed,
-/// not counted in spin-loop hints, whose cost differs twentyfold between
-/// processors. Loom models skip it: it only changes timing.
+/// not counted in spin-loop hints, whose cost depends on the processor (25
+/// ns a hint on the host where the pause was tuned).
+/// Loom models skip it: it only changes timing.
 fn back_off_contended() {
     if cfg!(spindle_loom) {
         return;

@@ -30,6 +30,7 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
+use std::marker::PhantomPinned;
 use std::pin::{pin, Pin};
 use std::ptr;
 use std::sync::Arc;
@@ -41,8 +42,9 @@ thread_local! {
 }
 
 /// What a running fiber needs: the `Context` of the poll that resumed it,
-/// its yielder, the stack pool its children take stacks from. Lives on the
-/// heap, owned by [`Fiber`].
+/// its yielder, the stack pool its children take stacks from. Lives inside
+/// its [`Fiber`], which does not move once polled (it is `!Unpin`); the
+/// fiber reaches it through [`CURRENT`], set by every resume.
 struct FiberState {
     /// The `Context` of the poll in progress (valid only during it).
     cx: Cell<*mut Context<'static>>,
@@ -57,18 +59,20 @@ struct FiberState {
     last_cancel: RefCell<Option<Error>>,
 }
 
-/// A body run on a fiber: the C task function with its argument, wrapped.
-pub(crate) type Body = Box<dyn FnOnce() -> crate::Result<usize> + Send>;
-
 /// The future of a C task: drives its fiber.
 pub(crate) struct Fiber {
     coroutine: Coroutine<(), (), crate::Result<usize>, PooledStack>,
     /// The canary of the coroutine's stack (declared after it: dropped
     /// first is the coroutine, but the probe is never read after that).
     red_zone: RedZone,
-    state: Box<FiberState>,
+    /// Declared after the coroutine: a coroutine dropped while suspended
+    /// unwinds first, and its frames may still read the state.
+    state: FiberState,
     /// A stack overflow was found: the fiber must not run again.
     overflowed: bool,
+    /// The fiber reaches `state` by address during a resume: once polled,
+    /// the `Fiber` stays where it is.
+    _pinned: PhantomPinned,
 }
 
 // SAFETY: a fiber's stack holds the C task's frames, `block_on`'s frames
@@ -79,29 +83,32 @@ pub(crate) struct Fiber {
 unsafe impl Send for Fiber {}
 
 impl Fiber {
-    /// A fiber that will run `body` on a stack from `pool`.
-    pub(crate) fn new(pool: &Arc<StackPool>, body: Body) -> io::Result<Fiber> {
+    /// A fiber that will run `body` on a stack from `pool`. The body is
+    /// moved onto the fiber's stack (no allocation of its own).
+    pub(crate) fn new<B>(pool: &Arc<StackPool>, body: B) -> io::Result<Fiber>
+    where
+        B: FnOnce() -> crate::Result<usize> + Send + 'static,
+    {
         let stack = pool.take()?;
         let red_zone = stack.red_zone();
-        let state = Box::new(FiberState {
-            cx: Cell::new(ptr::null_mut()),
-            yielder: Cell::new(ptr::null()),
-            pool: pool.clone(),
-            doomed: Cell::new(false),
-            last_cancel: RefCell::new(None),
-        });
-        let state_ptr: *const FiberState = &*state;
         let coroutine = Coroutine::with_stack(stack, move |yielder: &Yielder<(), ()>, ()| {
-            // SAFETY: the state is boxed and outlives the coroutine (both
-            // are owned by the `Fiber`, which drops the coroutine first).
-            unsafe { (*state_ptr).yielder.set(yielder) };
+            // The first resume set CURRENT to this fiber's state.
+            let state = current().expect("a fiber starts inside its resume");
+            state.yielder.set(yielder);
             body()
         });
         Ok(Fiber {
             coroutine,
             red_zone,
-            state,
+            state: FiberState {
+                cx: Cell::new(ptr::null_mut()),
+                yielder: Cell::new(ptr::null()),
+                pool: pool.clone(),
+                doomed: Cell::new(false),
+                last_cancel: RefCell::new(None),
+            },
             overflowed: false,
+            _pinned: PhantomPinned,
         })
     }
 }
@@ -109,8 +116,10 @@ impl Fiber {
 impl Future for Fiber {
     type Output = crate::Result<usize>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<crate::Result<usize>> {
-        let this = &mut *self;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<crate::Result<usize>> {
+        // SAFETY: nothing is moved out of the fiber; its state's address,
+        // published in CURRENT below, stays valid until it is dropped.
+        let this = unsafe { self.get_unchecked_mut() };
         if this.overflowed {
             return Poll::Ready(Err(crate::Error::runtime("the fiber overflowed its stack")));
         }
@@ -120,7 +129,7 @@ impl Future for Fiber {
             .cx
             .set((cx as *mut Context<'_>).cast::<Context<'static>>());
         super::overflow::ensure_signal_stack();
-        let previous = CURRENT.with(|c| c.replace(&*this.state));
+        let previous = CURRENT.with(|c| c.replace(&this.state));
         let result = this.coroutine.resume(());
         CURRENT.with(|c| c.set(previous));
         this.state.cx.set(ptr::null_mut());
@@ -143,7 +152,7 @@ impl Drop for Fiber {
             // the unwinding into a cancellation and later blocking calls
             // fail at once.
             self.state.doomed.set(true);
-            let previous = CURRENT.with(|c| c.replace(&*self.state));
+            let previous = CURRENT.with(|c| c.replace(&self.state));
             self.coroutine.force_unwind();
             CURRENT.with(|c| c.set(previous));
         }
@@ -178,9 +187,10 @@ pub(crate) fn is_doomed() -> bool {
     current().is_some_and(|state| state.doomed.get())
 }
 
-/// The stack pool of the fiber running on this thread.
-pub(crate) fn current_pool() -> Option<Arc<StackPool>> {
-    current().map(|state| state.pool.clone())
+/// Calls `f` with the stack pool of the fiber running on this thread
+/// (`None` off a fiber).
+pub(crate) fn with_current_pool<R>(f: impl FnOnce(&Arc<StackPool>) -> R) -> Option<R> {
+    current().map(|state| f(&state.pool))
 }
 
 /// The task running the current fiber.
@@ -261,18 +271,15 @@ mod tests {
         let total = crate::run(async move {
             let fibers: Vec<_> = (0..8)
                 .map(|i| {
-                    let fiber = Fiber::new(
-                        &pool,
-                        Box::new(move || {
-                            assert!(in_fiber());
-                            for _ in 0..3 {
-                                block_on(crate::time::sleep(Duration::from_millis(30)))
-                                    .expect("in a fiber")
-                                    .expect("not cancelled");
-                            }
-                            Ok(i)
-                        }),
-                    )
+                    let fiber = Fiber::new(&pool, move || {
+                        assert!(in_fiber());
+                        for _ in 0..3 {
+                            block_on(crate::time::sleep(Duration::from_millis(30)))
+                                .expect("in a fiber")
+                                .expect("not cancelled");
+                        }
+                        Ok(i)
+                    })
                     .unwrap();
                     crate::spawn(fiber)
                 })
@@ -295,16 +302,13 @@ mod tests {
     fn a_cancelled_fiber_sees_the_cancellation_at_its_next_blocking_call() {
         let pool = StackPool::new(64 * 1024);
         let outcome = crate::run(async move {
-            let fiber = Fiber::new(
-                &pool,
-                Box::new(|| {
-                    let first = block_on(crate::time::sleep(Duration::from_secs(10))).unwrap();
-                    // Cleanup can still block.
-                    let second = block_on(crate::time::sleep(Duration::from_millis(1))).unwrap();
-                    Ok(usize::from(first.is_err_and(|e| e.is_cancelled())) * 10
-                        + usize::from(second.is_ok()))
-                }),
-            )
+            let fiber = Fiber::new(&pool, || {
+                let first = block_on(crate::time::sleep(Duration::from_secs(10))).unwrap();
+                // Cleanup can still block.
+                let second = block_on(crate::time::sleep(Duration::from_millis(1))).unwrap();
+                Ok(usize::from(first.is_err_and(|e| e.is_cancelled())) * 10
+                    + usize::from(second.is_ok()))
+            })
             .unwrap();
             let task = crate::spawn(fiber);
             crate::time::sleep(Duration::from_millis(20)).await?;

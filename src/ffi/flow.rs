@@ -47,7 +47,7 @@ unsafe fn task_list(tasks: *const *mut spindle_task, n: usize) -> Result<Vec<Tas
     handles
         .iter()
         // SAFETY: each entry is NULL or a live handle per the caller.
-        .map(|&handle| unsafe { spindle_task::get(handle) }.cloned())
+        .map(|&handle| unsafe { spindle_task::get(handle) }.map(|task| Task::clone(&task)))
         .collect::<Option<Vec<_>>>()
         .ok_or(SPINDLE_EINVAL)
 }

@@ -276,7 +276,7 @@ pub unsafe extern "C" fn spindle_group_new(out: *mut *mut spindle_group) -> c_in
         if out.is_null() {
             return SPINDLE_EINVAL;
         }
-        let Some(stacks) = fiber::current_pool() else {
+        let Some(stacks) = fiber::with_current_pool(Arc::clone) else {
             return SPINDLE_ENOTASK;
         };
         let group = TaskGroup::new();

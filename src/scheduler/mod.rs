@@ -452,7 +452,7 @@ impl Shared {
     /// runtime no longer runs tasks.
     pub(crate) fn call_soon(self: &Arc<Self>, callbacks: impl IntoIterator<Item = StoredCallback>) {
         if self.closed.load(SeqCst) {
-            run_callbacks(Some(self), callbacks);
+            run_callbacks(Some(self), callbacks, None);
             return;
         }
         let start_runner = {
@@ -487,7 +487,7 @@ impl Shared {
                 next
             };
             match next {
-                Some(callback) => run_callbacks(Some(self), [callback]),
+                Some(callback) => run_callbacks(Some(self), [callback], None),
                 None => return,
             }
         }
@@ -547,15 +547,17 @@ impl Shared {
 }
 
 /// Runs stored done callbacks in order, outside any task; a panicking
-/// callback is reported and the next ones still run.
+/// callback is reported and the next ones still run. `task`: the task whose
+/// completion released them (see [`StoredCallback::run`]).
 pub(crate) fn run_callbacks(
     shared: Option<&Shared>,
     callbacks: impl IntoIterator<Item = StoredCallback>,
+    task: Option<&AnyTask>,
 ) {
     // Like asyncio's, callbacks run outside any task.
     let _no_task = context::leave_task();
     for callback in callbacks {
-        let run = || callback.run();
+        let run = || callback.run(task);
         if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
             let report = Unhandled::callback_failed(Error::panicked(&*payload));
             match shared {

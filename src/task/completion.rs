@@ -43,8 +43,10 @@ impl HookRef {
     }
 }
 
-/// A done callback, erased: it already holds the handle it will be called
-/// with.
+/// A done callback, erased. A user's callback already holds the handle it
+/// will be called with; an internal hook is handed its task when it runs
+/// (hooks are registered on tasks only, and run by their task's completion
+/// or at once), so registering one takes no reference to the task.
 pub(crate) enum StoredCallback {
     /// A callback of the user's; `key` identifies the user's callback object
     /// for removal.
@@ -54,11 +56,7 @@ pub(crate) enum StoredCallback {
     },
     /// An internal hook, told `token` and the task; its key is the hook's
     /// address.
-    Hook {
-        hook: HookRef,
-        token: usize,
-        task: AnyTask,
-    },
+    Hook { hook: HookRef, token: usize },
 }
 
 impl StoredCallback {
@@ -70,18 +68,26 @@ impl StoredCallback {
         }
     }
 
-    /// Runs the callback (a hook that is gone is skipped).
-    pub(crate) fn run(self) {
+    /// Runs the callback (a hook that is gone is skipped). `task`: the task
+    /// whose completion runs it, `None` for a promise's callbacks and the
+    /// ones run later through the runtime's queue, which are all users'.
+    pub(crate) fn run(self, task: Option<&AnyTask>) {
         match self {
             StoredCallback::Closure { call, .. } => call(),
-            StoredCallback::Hook { hook, token, task } => match hook {
-                HookRef::Strong(hook) => hook.task_done(token, &task),
-                HookRef::Weak(hook) => {
-                    if let Some(hook) = hook.upgrade() {
-                        hook.task_done(token, &task);
+            StoredCallback::Hook { hook, token } => {
+                let Some(task) = task else {
+                    debug_assert!(false, "an internal hook run without its task");
+                    return;
+                };
+                match hook {
+                    HookRef::Strong(hook) => hook.task_done(token, task),
+                    HookRef::Weak(hook) => {
+                        if let Some(hook) = hook.upgrade() {
+                            hook.task_done(token, task);
+                        }
                     }
                 }
-            },
+            }
         }
     }
 }
@@ -487,7 +493,7 @@ mod tests {
             .add_callback(StoredCallback::Closure { key: 10, call })
             .is_none());
         for callback in record.finish(Status::Succeeded).wake_all().unwrap() {
-            callback.run();
+            callback.run(None);
         }
         assert_eq!(*order.lock().unwrap(), ["b", "d", "e"]);
         let late = StoredCallback::Closure {

@@ -215,13 +215,9 @@ impl AnyTask {
     pub(crate) fn on_done_internal(&self, hook: HookRef, token: usize) {
         let ready = lock(&self.raw.header().aux)
             .completion
-            .add_callback(StoredCallback::Hook {
-                hook,
-                token,
-                task: self.clone(),
-            });
+            .add_callback(StoredCallback::Hook { hook, token });
         if let Some(callback) = ready {
-            callback.run();
+            callback.run(Some(self));
         }
     }
 

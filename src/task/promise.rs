@@ -85,7 +85,7 @@ impl<T> Promise<T> {
         }
         match Handle::try_current() {
             Ok(handle) => handle.shared.call_soon(callbacks),
-            Err(_) => crate::scheduler::run_callbacks(None, callbacks),
+            Err(_) => crate::scheduler::run_callbacks(None, callbacks, None),
         }
     }
 

@@ -131,9 +131,11 @@ struct Cell<F, T> {
 }
 
 struct Vtable {
-    /// Polls the future once; on `Ready` the task has been completed.
+    /// Polls the future once; on `Ready` the task has been completed. The
+    /// caller owns RUNNING and holds a reference throughout.
     poll: unsafe fn(NonNull<Header>, &mut Context<'_>) -> Poll<()>,
     /// Drops the future without polling it and completes with the error.
+    /// The caller owns RUNNING and holds a reference throughout.
     abort: unsafe fn(NonNull<Header>, Error),
     /// Frees the allocation.
     dealloc: unsafe fn(NonNull<Header>),
@@ -559,7 +561,8 @@ unsafe fn drop_future<F>(future: &mut ManuallyDrop<F>) {
 /// Stores the outcome, marks the task complete and releases its awaiters.
 ///
 /// # Safety
-/// The caller owns the RUNNING state of a task whose output type is `T`.
+/// The caller owns the RUNNING state of a task whose output type is `T`,
+/// and holds a reference to it until this returns.
 unsafe fn complete<T>(ptr: NonNull<Header>, outcome: Result<T, Error>) {
     let raw = RawTask { ptr };
     let header = raw.header();
@@ -592,7 +595,13 @@ unsafe fn complete<T>(ptr: NonNull<Header>, outcome: Result<T, Error>) {
     // awaiters wake, so a callback can still read a result that an awaiter
     // will move out.
     if let Some(callbacks) = released.take_callbacks() {
-        crate::scheduler::run_callbacks(Some(&header.shared), callbacks);
+        // The hooks among them are handed the task, borrowed: every caller
+        // that owns RUNNING also holds a reference until this returns
+        // (`run`'s, `complete_unrun`'s, the shutdown's list), and
+        // ManuallyDrop keeps the borrowed handle from giving back a
+        // reference it never took.
+        let task = ManuallyDrop::new(super::AnyTask::from_raw(raw));
+        crate::scheduler::run_callbacks(Some(&header.shared), callbacks, Some(&task));
     }
     released.wake_waiters();
     header.shared.task_finished();

@@ -213,6 +213,11 @@ typedef struct spindle_sem spindle_sem;
 
 /**
  * A handle to a task. Freeing it detaches the task, which keeps running.
+ *
+ * Handles to one task have the same address (`spindle_as_completed_next`
+ * gives back the pointers that were passed in; `spindle_task_current`
+ * gives the same pointer each time), but every handle a call hands out is
+ * a reference of its own: free each one once, even when two compare equal.
  */
 typedef struct spindle_task spindle_task;
 

@@ -570,6 +570,9 @@ mod tests {
                 // SAFETY: a live iteration; a valid out-pointer.
                 match unsafe { spindle_as_completed_next(iteration.get(), &mut next) } {
                     0 => {
+                        // The same task, so the same address as the handle
+                        // passed in; but a reference of its own.
+                        assert!(tasks.contains(&next), "as_completed gave another task");
                         let mut result = ptr::null_mut();
                         // SAFETY: a new live handle, freed right after.
                         unsafe {
@@ -583,6 +586,13 @@ mod tests {
                 }
             }
             assert_eq!(order, [2, 3, 1]);
+            for (&task, expected) in tasks.iter().zip([1, 2, 3]) {
+                let mut result = ptr::null_mut();
+                // SAFETY: the handles passed in are still live: freeing the
+                // ones the iteration gave did not free them.
+                assert_eq!(unsafe { spindle_task_result(task, &mut result) }, 0);
+                assert_eq!(result as usize, expected);
+            }
             // SAFETY: a live iteration.
             unsafe {
                 assert_eq!(

@@ -25,6 +25,11 @@ pub type spindle_task_fn =
     Option<unsafe extern "C" fn(arg: *mut c_void, result: *mut *mut c_void) -> c_int>;
 
 /// A handle to a task. Freeing it detaches the task, which keeps running.
+///
+/// Handles to one task have the same address (`spindle_as_completed_next`
+/// gives back the pointers that were passed in; `spindle_task_current`
+/// gives the same pointer each time), but every handle a call hands out is
+/// a reference of its own: free each one once, even when two compare equal.
 // Opaque, and never built: a handle is the address of the task itself and
 // stands for one reference to it, so handing one out allocates nothing.
 pub struct spindle_task {

@@ -518,7 +518,7 @@ impl<T: RecycledWake> Recycled<T> {
         // SAFETY: the vtable's functions treat `data` as the reference it is
         // (see `WakerOf`), which is `Send + Sync` as the `RawWaker` contract
         // asks, because `T: Send + Sync`.
-        unsafe { Waker::from_raw(RawWaker::new(data, &WakerOf::<T>::VTABLE)) }
+        unsafe { Waker::from_raw(RawWaker::new(data, WakerOf::<T>::vtable())) }
     }
 
     /// Gives up this reference as a pointer, for [`Recycled::from_raw`].
@@ -548,12 +548,21 @@ impl<T: RecycledWake> WakerOf<T> {
     const VTABLE: RawWakerVTable =
         RawWakerVTable::new(Self::clone, Self::wake, Self::wake_by_ref, Self::drop);
 
+    /// The one address of the vtable, taken by every waker. `&VTABLE`
+    /// written in two functions may become two statics (one per codegen
+    /// unit: seen with `CARGO_INCREMENTAL=0`), and `Waker::will_wake`
+    /// compares the addresses.
+    #[inline(never)]
+    fn vtable() -> &'static RawWakerVTable {
+        &Self::VTABLE
+    }
+
     /// # Safety (all four)
     /// `data` is a waker's reference, from `into_raw`.
     unsafe fn clone(data: *const ()) -> RawWaker {
         // SAFETY: the waker keeps its reference; the clone takes a new one.
         let this = ManuallyDrop::new(unsafe { Recycled::<T>::from_raw(data) });
-        RawWaker::new(Recycled::clone(&this).into_raw(), &Self::VTABLE)
+        RawWaker::new(Recycled::clone(&this).into_raw(), Self::vtable())
     }
 
     unsafe fn wake(data: *const ()) {

@@ -77,14 +77,10 @@ impl spindle_task {
     /// # Safety
     /// `handle` is NULL or a live handle, which outlives the borrow.
     pub(crate) unsafe fn get<'a>(handle: *const spindle_task) -> Option<BorrowedTask<'a>> {
-        let header = handle.cast::<Header>();
-        (!header.is_null()).then(|| BorrowedTask {
-            // SAFETY: a live handle is a task of output `usize` (a C task)
-            // holding one reference, which stays the handle's: the
-            // borrowed copy is never dropped.
-            task: ManuallyDrop::new(unsafe {
-                Task::from_any(AnyTask::from_raw(RawTask::from_ptr(header)))
-            }),
+        (!handle.is_null()).then(|| BorrowedTask {
+            // SAFETY: live per the caller; the reference stays the handle's:
+            // the borrowed copy is never dropped.
+            task: ManuallyDrop::new(unsafe { spindle_task::adopt(handle) }),
             _handle: PhantomData,
         })
     }
@@ -94,13 +90,22 @@ impl spindle_task {
     /// # Safety
     /// `handle` is a live handle, freed once.
     unsafe fn free(handle: *mut spindle_task) {
-        // SAFETY: per the caller, as in `get`; the reference is dropped
-        // here, once.
-        drop(unsafe {
-            Task::<usize>::from_any(AnyTask::from_raw(RawTask::from_ptr(
+        // SAFETY: per the caller; the reference is dropped here, once.
+        drop(unsafe { spindle_task::adopt(handle) });
+    }
+
+    /// The task a handle stands for, holding the handle's reference.
+    ///
+    /// # Safety
+    /// `handle` is a live handle (a C task, of output `usize`); the caller
+    /// decides what becomes of the reference.
+    unsafe fn adopt(handle: *const spindle_task) -> Task<usize> {
+        // SAFETY: per the caller, `handle` is a task's header.
+        unsafe {
+            Task::from_any(AnyTask::from_raw(RawTask::from_ptr(
                 handle.cast::<Header>(),
             )))
-        });
+        }
     }
 }
 

@@ -367,7 +367,8 @@ impl TaskCache {
                 // SAFETY: every block in the list is an unused allocation
                 // of this class, owned by this cache; the list is cut off.
                 let freed = unsafe { free_chain(head.replace(ptr::null_mut()), class) };
-                self.held.set(self.held.get() - freed * (class + 1) * STEP);
+                self.held
+                    .set(self.held.get() - freed * class_layout(class).size());
             }
         }
     }
@@ -376,7 +377,7 @@ impl TaskCache {
     /// the list's first [`GIVE_BATCH`] blocks to it (to the global
     /// allocator if another worker filled the slot meanwhile).
     fn give_batch(&self, pool: &BlockPool, class: usize) {
-        let size = (class + 1) * STEP;
+        let size = class_layout(class).size();
         // The list holds at least the block just freed.
         let first = self.heads[class].get();
         let mut last = first;

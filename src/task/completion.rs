@@ -9,6 +9,7 @@ use super::recycle::RecycledBox;
 use super::AnyTask;
 use crate::error::Error;
 use slab::Slab;
+use std::mem::ManuallyDrop;
 use std::sync::{Arc, Weak};
 use std::task::Waker;
 
@@ -60,6 +61,14 @@ pub(crate) enum StoredCallback {
 }
 
 impl StoredCallback {
+    /// The hook and its token, if this is an internal hook.
+    fn into_hook(self) -> Result<(HookRef, usize), StoredCallback> {
+        match self {
+            StoredCallback::Hook { hook, token } => Ok((hook, token)),
+            callback => Err(callback),
+        }
+    }
+
     /// The key the callback is removed by.
     fn key(&self) -> usize {
         match self {
@@ -114,8 +123,9 @@ pub(crate) enum StatusRef<'a> {
 /// nothing here).
 #[derive(Default)]
 struct Extra<X> {
-    /// The first done callback, inline (a task in a group has exactly one).
-    /// Invariant: `None` only when `rest` has no callback either.
+    /// The first done callback kept here (the record's inline hook, if any,
+    /// comes before it). Invariant: `None` only when `rest` has no callback
+    /// either.
     first_callback: Option<StoredCallback>,
     /// The owner's cold data; it outlives the completion.
     cold: X,
@@ -149,6 +159,13 @@ pub(crate) struct Callbacks {
 }
 
 impl Callbacks {
+    /// Puts `callback` before the others.
+    fn push_front(&mut self, callback: StoredCallback) {
+        if let Some(first) = self.first.replace(callback) {
+            self.rest.insert(0, first);
+        }
+    }
+
     /// A single callback.
     pub(crate) fn one(callback: StoredCallback) -> Callbacks {
         Callbacks {
@@ -174,18 +191,56 @@ impl IntoIterator for Callbacks {
 
 /// The completion record. `X` is the owner's cold data, kept out of line
 /// with the other rarely used parts (see [`Completion::cold`]).
+///
+/// Its first observer is inline ([`FirstObserver`]): the first awaiter
+/// (key 0), or an internal hook registered while the record had no
+/// awaiter and no callback. Most tasks and promises have exactly one
+/// awaiter, and a group's child or a gathered task usually has its hook
+/// only: neither allocates the extra part.
 pub(crate) struct Completion<X = ()> {
     /// The failure, once failed.
     failure: Option<Error>,
-    /// The first awaiter's waker (key 0), inline: most tasks and promises
-    /// have exactly one awaiter.
-    first: Option<Waker>,
+    /// The first observer; which one `first_kind` says.
+    first: FirstObserver,
     extra: Option<RecycledBox<Extra<X>>>,
+    /// What `first` holds.
+    first_kind: FirstKind,
+    /// The token of the inline hook (a hook whose token does not fit is
+    /// kept in the extra part instead).
+    first_token: u32,
     /// The outcome is recorded.
     done: bool,
     /// The failure was read (awaited, `result()`, `exception()`).
     pub(crate) retrieved: bool,
 }
+
+/// The record's inline observer, as `Completion::first_kind` says: an
+/// awaiter's waker or an internal hook (an `Arc` or a `Weak`, turned into
+/// its pointer). Not an enum: a waker or a hook with its token and kind
+/// would take 24 bytes, and the record (part of every task) has room for 16
+/// and, in the padding beside its flags, the kind and the token.
+union FirstObserver {
+    empty: (),
+    awaiter: ManuallyDrop<Waker>,
+    hook: *const dyn DoneHook,
+}
+
+/// What [`FirstObserver`] holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FirstKind {
+    Empty,
+    /// `awaiter`: the waker of the awaiter of key 0.
+    Awaiter,
+    /// `hook`: from `Arc::into_raw` ([`HookRef::Strong`]).
+    StrongHook,
+    /// `hook`: from `Weak::into_raw` ([`HookRef::Weak`]).
+    WeakHook,
+}
+
+// SAFETY: the only field that is not `Send` by itself is the inline hook's
+// pointer, which stands for an `Arc` or a `Weak` of a `dyn DoneHook`, and
+// `DoneHook` is `Send + Sync`.
+unsafe impl<X: Send> Send for Completion<X> {}
 
 /// What completing a record released: to be woken and called outside the lock.
 #[must_use]
@@ -248,12 +303,101 @@ impl Released {
     }
 }
 
+impl<X> Completion<X> {
+    /// The inline awaiter's waker, if the inline observer is an awaiter.
+    fn first_awaiter_mut(&mut self) -> Option<&mut Waker> {
+        match self.first_kind {
+            // SAFETY: the kind says `awaiter` is the live field.
+            FirstKind::Awaiter => Some(unsafe { &mut *self.first.awaiter }),
+            _ => None,
+        }
+    }
+
+    /// Takes the inline awaiter's waker, if the inline observer is an
+    /// awaiter.
+    fn take_first_awaiter(&mut self) -> Option<Waker> {
+        if self.first_kind != FirstKind::Awaiter {
+            return None;
+        }
+        self.first_kind = FirstKind::Empty;
+        // SAFETY: the kind said `awaiter` was the live field; it is now
+        // marked empty, so the waker is moved out exactly once.
+        Some(unsafe { ManuallyDrop::take(&mut self.first.awaiter) })
+    }
+
+    /// Makes `waker` the inline observer (which is empty).
+    fn set_first_awaiter(&mut self, waker: Waker) {
+        debug_assert!(self.first_kind == FirstKind::Empty);
+        self.first = FirstObserver {
+            awaiter: ManuallyDrop::new(waker),
+        };
+        self.first_kind = FirstKind::Awaiter;
+    }
+
+    /// Makes the hook the inline observer (which is empty).
+    fn set_first_hook(&mut self, hook: HookRef, token: u32) {
+        debug_assert!(self.first_kind == FirstKind::Empty);
+        let (hook, kind) = match hook {
+            HookRef::Strong(hook) => (Arc::into_raw(hook), FirstKind::StrongHook),
+            HookRef::Weak(hook) => (Weak::into_raw(hook), FirstKind::WeakHook),
+        };
+        self.first = FirstObserver { hook };
+        self.first_kind = kind;
+        self.first_token = token;
+    }
+
+    /// The key of the inline hook, if the inline observer is a hook.
+    fn first_hook_key(&self) -> Option<usize> {
+        match self.first_kind {
+            // SAFETY: the kind says `hook` is the live field.
+            FirstKind::StrongHook | FirstKind::WeakHook => {
+                Some(hook_key(unsafe { self.first.hook }))
+            }
+            _ => None,
+        }
+    }
+
+    /// Takes the inline hook as a callback, if the inline observer is a
+    /// hook.
+    fn take_first_hook(&mut self) -> Option<StoredCallback> {
+        let kind = self.first_kind;
+        if !matches!(kind, FirstKind::StrongHook | FirstKind::WeakHook) {
+            return None;
+        }
+        self.first_kind = FirstKind::Empty;
+        // SAFETY: the kind said `hook` was the live field, made by
+        // `into_raw` of the `Arc` or `Weak` it names; it is now marked
+        // empty, so that reference is taken back exactly once.
+        let hook = unsafe {
+            let hook = self.first.hook;
+            if kind == FirstKind::StrongHook {
+                HookRef::Strong(Arc::from_raw(hook))
+            } else {
+                HookRef::Weak(Weak::from_raw(hook))
+            }
+        };
+        Some(StoredCallback::Hook {
+            hook,
+            token: self.first_token as usize,
+        })
+    }
+}
+
+impl<X> Drop for Completion<X> {
+    fn drop(&mut self) {
+        drop(self.take_first_awaiter());
+        drop(self.take_first_hook());
+    }
+}
+
 impl<X: Default> Completion<X> {
     pub(crate) const fn new() -> Completion<X> {
         Completion {
             failure: None,
-            first: None,
+            first: FirstObserver { empty: () },
             extra: None,
+            first_kind: FirstKind::Empty,
+            first_token: 0,
             done: false,
             retrieved: false,
         }
@@ -303,7 +447,7 @@ impl<X: Default> Completion<X> {
         if let Status::Failed(error) = status {
             self.failure = Some(error);
         }
-        let extra = self.extra.as_mut().and_then(|extra| {
+        let mut extra = self.extra.as_mut().and_then(|extra| {
             let first = extra.first_callback.take();
             let rest = extra.rest.take();
             // (No callback means no other callback: see `first_callback`.)
@@ -318,8 +462,20 @@ impl<X: Default> Completion<X> {
                 }
             })
         });
+        if let Some(hook) = self.take_first_hook() {
+            // Registered before every callback of the extra part.
+            match &mut extra {
+                Some(extra) => extra.callbacks.push_front(hook),
+                None => {
+                    extra = Some(ReleasedExtra {
+                        more: Slab::new(),
+                        callbacks: Callbacks::one(hook),
+                    })
+                }
+            }
+        }
         Released {
-            first: self.first.take(),
+            first: self.take_first_awaiter(),
             extra,
         }
     }
@@ -328,7 +484,7 @@ impl<X: Default> Completion<X> {
     /// awaiter's slot, kept by the awaiter between polls.
     pub(crate) fn register(&mut self, key: &mut Option<usize>, waker: &Waker) {
         let existing = match *key {
-            Some(0) => self.first.as_mut(),
+            Some(0) => self.first_awaiter_mut(),
             Some(k) => self
                 .extra
                 .as_mut()
@@ -342,8 +498,17 @@ impl<X: Default> Completion<X> {
             }
             return;
         }
-        *key = Some(if self.first.is_none() {
-            self.first = Some(waker.clone());
+        if let Some(hook) = self.take_first_hook() {
+            // The inline place goes to the awaiter (an awaiter elsewhere
+            // takes a block of its own); the hook moves ahead of the extra
+            // part's callbacks, which were all registered after it.
+            let extra = self.extra();
+            if let Some(next) = extra.first_callback.replace(hook) {
+                extra.rest().callbacks.insert(0, next);
+            }
+        }
+        *key = Some(if self.first_kind == FirstKind::Empty {
+            self.set_first_awaiter(waker.clone());
             0
         } else {
             self.extra().rest().more.insert(waker.clone()) + 1
@@ -359,7 +524,7 @@ impl<X: Default> Completion<X> {
             return;
         }
         if k == 0 {
-            self.first = None;
+            drop(self.take_first_awaiter());
         } else if let Some(rest) = self.extra.as_mut().and_then(|extra| extra.rest.as_mut()) {
             rest.more.try_remove(k - 1);
         }
@@ -369,24 +534,44 @@ impl<X: Default> Completion<X> {
     /// returned to be scheduled right away.
     pub(crate) fn add_callback(&mut self, callback: StoredCallback) -> Option<StoredCallback> {
         if self.is_done() {
-            Some(callback)
-        } else {
-            let extra = self.extra();
-            if extra.first_callback.is_none() {
-                extra.first_callback = Some(callback);
-            } else {
-                extra.rest().callbacks.push(callback);
-            }
-            None
+            return Some(callback);
         }
+        // An internal hook goes inline if it is the first observer of all
+        // (so that it still runs before every later callback).
+        let inline = self.first_kind == FirstKind::Empty
+            && self
+                .extra
+                .as_ref()
+                .is_none_or(|extra| extra.first_callback.is_none());
+        let callback = match callback.into_hook() {
+            Ok((hook, token)) => match u32::try_from(token) {
+                Ok(token) if inline => {
+                    self.set_first_hook(hook, token);
+                    return None;
+                }
+                _ => StoredCallback::Hook { hook, token },
+            },
+            Err(callback) => callback,
+        };
+        let extra = self.extra();
+        if extra.first_callback.is_none() {
+            extra.first_callback = Some(callback);
+        } else {
+            extra.rest().callbacks.push(callback);
+        }
+        None
     }
 
     /// Removes every registration of the callback with `key`; returns how many.
     pub(crate) fn remove_callbacks(&mut self, key: usize) -> usize {
-        let Some(extra) = self.extra.as_deref_mut() else {
-            return 0;
-        };
         let mut removed = 0;
+        if self.first_hook_key() == Some(key) {
+            drop(self.take_first_hook());
+            removed += 1;
+        }
+        let Some(extra) = self.extra.as_deref_mut() else {
+            return removed;
+        };
         if extra
             .first_callback
             .as_ref()
@@ -504,5 +689,150 @@ mod tests {
             record.add_callback(late).is_some(),
             "a done record hands it back"
         );
+    }
+
+    /// A hook that counts nothing: the tests below only look at where its
+    /// registrations go and in which order they are released.
+    struct Hook;
+    impl DoneHook for Hook {
+        fn task_done(&self, _token: usize, _task: &AnyTask) {}
+    }
+
+    /// The released callbacks as (key, token or `usize::MAX` for a
+    /// closure), in order.
+    fn released(record: &mut Completion<()>) -> Vec<(usize, usize)> {
+        let mut released = record.finish(Status::Succeeded);
+        let callbacks = released.take_callbacks().unwrap_or_default();
+        released.wake_waiters();
+        callbacks
+            .into_iter()
+            .map(|callback| match &callback {
+                StoredCallback::Hook { token, .. } => (callback.key(), *token),
+                StoredCallback::Closure { key, .. } => (*key, usize::MAX),
+            })
+            .collect()
+    }
+
+    fn closure(key: usize) -> StoredCallback {
+        StoredCallback::Closure {
+            key,
+            call: Box::new(|| {}),
+        }
+    }
+
+    #[test]
+    fn a_first_hook_is_kept_inline_and_released_before_later_callbacks() {
+        let hook = Arc::new(Hook);
+        let key = hook_key(Arc::as_ptr(&hook) as *const dyn DoneHook);
+        let mut record = Completion::<()>::new();
+        assert!(record
+            .add_callback(StoredCallback::Hook {
+                hook: HookRef::Strong(hook.clone()),
+                token: 5
+            })
+            .is_none());
+        assert!(record.extra.is_none(), "no extra part for a lone hook");
+        assert_eq!(Arc::strong_count(&hook), 2);
+        assert!(record.add_callback(closure(1)).is_none());
+        assert!(record
+            .add_callback(StoredCallback::Hook {
+                hook: HookRef::Weak(Arc::downgrade(&hook) as Weak<dyn DoneHook>),
+                token: 6
+            })
+            .is_none());
+        assert_eq!(released(&mut record), [(key, 5), (1, usize::MAX), (key, 6)]);
+        assert_eq!(Arc::strong_count(&hook), 1, "the strong hook was released");
+        assert_eq!(Arc::weak_count(&hook), 0, "and the weak one");
+    }
+
+    #[test]
+    fn an_awaiter_takes_the_inline_place_and_the_hook_keeps_its_turn() {
+        let hook = Arc::new(Hook);
+        let key = hook_key(Arc::as_ptr(&hook) as *const dyn DoneHook);
+        let mut record = Completion::<()>::new();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut awaiter = None;
+        // An awaiter first: the hook goes to the extra part.
+        record.register(&mut awaiter, &waker);
+        assert_eq!(awaiter, Some(0));
+        let strong = || HookRef::Strong(hook.clone() as Arc<dyn DoneHook>);
+        let add = |record: &mut Completion<()>, token| {
+            record.add_callback(StoredCallback::Hook {
+                hook: strong(),
+                token,
+            })
+        };
+        assert!(add(&mut record, 1).is_none());
+        record.unregister(&mut awaiter);
+        // The inline place is free again, but a callback is registered
+        // already: a later hook must not run before it.
+        assert!(add(&mut record, 2).is_none());
+        assert_eq!(released(&mut record), [(key, 1), (key, 2)]);
+
+        let mut record = Completion::<()>::new();
+        assert!(add(&mut record, 3).is_none());
+        assert!(record.add_callback(closure(9)).is_none());
+        // The awaiter takes the inline place from the hook, which still
+        // runs first.
+        record.register(&mut awaiter, &waker);
+        assert_eq!(awaiter, Some(0));
+        let mut second = None;
+        record.register(&mut second, &waker);
+        assert_eq!(second, Some(1));
+        assert_eq!(released(&mut record), [(key, 3), (9, usize::MAX)]);
+        assert_eq!(count.0.load(SeqCst), 2, "both awaiters woken");
+        assert_eq!(Arc::strong_count(&hook), 1);
+    }
+
+    #[test]
+    fn an_inline_hook_is_removable_and_dropped_with_the_record() {
+        let hook = Arc::new(Hook);
+        let key = hook_key(Arc::as_ptr(&hook) as *const dyn DoneHook);
+        let mut record = Completion::<()>::new();
+        let weak = Arc::downgrade(&hook) as Weak<dyn DoneHook>;
+        assert!(record
+            .add_callback(StoredCallback::Hook {
+                hook: HookRef::Weak(weak),
+                token: 0
+            })
+            .is_none());
+        assert!(record.add_callback(closure(4)).is_none());
+        assert_eq!(Arc::weak_count(&hook), 1);
+        assert_eq!(record.remove_callbacks(key), 1);
+        assert_eq!(Arc::weak_count(&hook), 0);
+        assert_eq!(released(&mut record), [(4, usize::MAX)]);
+
+        // Never completed (a task freed unrun): dropping the record
+        // releases the inline hook.
+        let mut record = Completion::<()>::new();
+        let strong = HookRef::Strong(hook.clone());
+        assert!(record
+            .add_callback(StoredCallback::Hook {
+                hook: strong,
+                token: 0
+            })
+            .is_none());
+        assert_eq!(Arc::strong_count(&hook), 2);
+        drop(record);
+        assert_eq!(Arc::strong_count(&hook), 1);
+    }
+
+    /// A token too large for the inline place goes to the extra part.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn a_hook_with_a_large_token_is_kept_in_the_extra_part() {
+        let hook = Arc::new(Hook);
+        let key = hook_key(Arc::as_ptr(&hook) as *const dyn DoneHook);
+        let mut record = Completion::<()>::new();
+        let token = u32::MAX as usize + 1;
+        assert!(record
+            .add_callback(StoredCallback::Hook {
+                hook: HookRef::Strong(hook.clone()),
+                token
+            })
+            .is_none());
+        assert!(record.extra.is_some());
+        assert_eq!(released(&mut record), [(key, token)]);
     }
 }

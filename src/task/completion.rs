@@ -246,6 +246,8 @@ unsafe impl<X: Send> Send for Completion<X> {}
 #[must_use]
 pub(crate) struct Released {
     first: Option<Waker>,
+    /// The inline hook, which runs before the extra part's callbacks.
+    hook: Option<StoredCallback>,
     /// The other awaiters and the callbacks, if the record had any extra
     /// part (`None` in the common case: nothing to move or drop).
     extra: Option<ReleasedExtra>,
@@ -261,8 +263,21 @@ impl Released {
     /// are none.
     #[inline]
     pub(crate) fn take_callbacks(&mut self) -> Option<Callbacks> {
-        let extra = self.extra.as_mut()?;
-        (!extra.callbacks.is_empty()).then(|| std::mem::take(&mut extra.callbacks))
+        let rest = self
+            .extra
+            .as_mut()
+            .filter(|extra| !extra.callbacks.is_empty())
+            .map(|extra| std::mem::take(&mut extra.callbacks));
+        let Some(hook) = self.hook.take() else {
+            return rest;
+        };
+        Some(match rest {
+            None => Callbacks::one(hook),
+            Some(mut rest) => {
+                rest.push_front(hook);
+                rest
+            }
+        })
     }
 
     /// Starts loading what the first done callback will touch first, if it
@@ -271,10 +286,11 @@ impl Released {
     /// some work of its own.
     #[inline]
     pub(crate) fn prefetch_first_hook(&self) {
-        let first = self
-            .extra
-            .as_ref()
-            .and_then(|extra| extra.callbacks.first.as_ref());
+        let first = self.hook.as_ref().or_else(|| {
+            self.extra
+                .as_ref()
+                .and_then(|extra| extra.callbacks.first.as_ref())
+        });
         if let Some(StoredCallback::Hook { hook, .. }) = first {
             crate::prefetch::prefetch(hook.key() as *const u8);
         }
@@ -447,7 +463,7 @@ impl<X: Default> Completion<X> {
         if let Status::Failed(error) = status {
             self.failure = Some(error);
         }
-        let mut extra = self.extra.as_mut().and_then(|extra| {
+        let extra = self.extra.as_mut().and_then(|extra| {
             let first = extra.first_callback.take();
             let rest = extra.rest.take();
             // (No callback means no other callback: see `first_callback`.)
@@ -462,20 +478,9 @@ impl<X: Default> Completion<X> {
                 }
             })
         });
-        if let Some(hook) = self.take_first_hook() {
-            // Registered before every callback of the extra part.
-            match &mut extra {
-                Some(extra) => extra.callbacks.push_front(hook),
-                None => {
-                    extra = Some(ReleasedExtra {
-                        more: Slab::new(),
-                        callbacks: Callbacks::one(hook),
-                    })
-                }
-            }
-        }
         Released {
             first: self.take_first_awaiter(),
+            hook: self.take_first_hook(),
             extra,
         }
     }

@@ -159,13 +159,6 @@ pub(crate) struct Callbacks {
 }
 
 impl Callbacks {
-    /// Puts `callback` before the others.
-    fn push_front(&mut self, callback: StoredCallback) {
-        if let Some(first) = self.first.replace(callback) {
-            self.rest.insert(0, first);
-        }
-    }
-
     /// A single callback.
     pub(crate) fn one(callback: StoredCallback) -> Callbacks {
         Callbacks {
@@ -248,14 +241,11 @@ pub(crate) struct Released {
     first: Option<Waker>,
     /// The inline hook, which runs before the extra part's callbacks.
     hook: Option<StoredCallback>,
-    /// The other awaiters and the callbacks, if the record had any extra
-    /// part (`None` in the common case: nothing to move or drop).
-    extra: Option<ReleasedExtra>,
-}
-
-struct ReleasedExtra {
-    more: Slab<Waker>,
-    callbacks: Callbacks,
+    /// The extra part's first callback.
+    first_callback: Option<StoredCallback>,
+    /// The other awaiters and callbacks, still in their block (`None` in
+    /// the common case: nothing to move or free).
+    rest: Option<Box<Rest>>,
 }
 
 impl Released {
@@ -263,20 +253,31 @@ impl Released {
     /// are none.
     #[inline]
     pub(crate) fn take_callbacks(&mut self) -> Option<Callbacks> {
-        let rest = self
-            .extra
-            .as_mut()
-            .filter(|extra| !extra.callbacks.is_empty())
-            .map(|extra| std::mem::take(&mut extra.callbacks));
-        let Some(hook) = self.hook.take() else {
-            return rest;
+        // (No first callback means no other: see `Extra::first_callback`.)
+        if self.hook.is_none() && self.first_callback.is_none() {
+            return None;
+        }
+        self.take_some_callbacks()
+    }
+
+    /// [`take_callbacks`](Self::take_callbacks) when there is one at least.
+    fn take_some_callbacks(&mut self) -> Option<Callbacks> {
+        let (hook, first_callback) = (self.hook.take(), self.first_callback.take());
+        let (first, second) = match hook {
+            Some(hook) => (hook, first_callback),
+            None => (first_callback?, None),
         };
-        Some(match rest {
-            None => Callbacks::one(hook),
-            Some(mut rest) => {
-                rest.push_front(hook);
-                rest
-            }
+        let mut rest = self
+            .rest
+            .as_mut()
+            .map(|rest| std::mem::take(&mut rest.callbacks))
+            .unwrap_or_default();
+        if let Some(second) = second {
+            rest.insert(0, second);
+        }
+        Some(Callbacks {
+            first: Some(first),
+            rest,
         })
     }
 
@@ -286,11 +287,7 @@ impl Released {
     /// some work of its own.
     #[inline]
     pub(crate) fn prefetch_first_hook(&self) {
-        let first = self.hook.as_ref().or_else(|| {
-            self.extra
-                .as_ref()
-                .and_then(|extra| extra.callbacks.first.as_ref())
-        });
+        let first = self.hook.as_ref().or(self.first_callback.as_ref());
         if let Some(StoredCallback::Hook { hook, .. }) = first {
             crate::prefetch::prefetch(hook.key() as *const u8);
         }
@@ -302,8 +299,8 @@ impl Released {
         if let Some(waker) = self.first {
             waker.wake();
         }
-        if let Some(extra) = self.extra {
-            for (_, waker) in extra.more {
+        if let Some(rest) = self.rest {
+            for (_, waker) in rest.more {
                 waker.wake();
             }
         }
@@ -463,25 +460,15 @@ impl<X: Default> Completion<X> {
         if let Status::Failed(error) = status {
             self.failure = Some(error);
         }
-        let extra = self.extra.as_mut().and_then(|extra| {
-            let first = extra.first_callback.take();
-            let rest = extra.rest.take();
-            // (No callback means no other callback: see `first_callback`.)
-            (rest.is_some() || first.is_some()).then(|| {
-                let Rest { more, callbacks } = rest.map(|rest| *rest).unwrap_or_default();
-                ReleasedExtra {
-                    more,
-                    callbacks: Callbacks {
-                        first,
-                        rest: callbacks,
-                    },
-                }
-            })
-        });
+        let (first_callback, rest) = match self.extra.as_mut() {
+            Some(extra) => (extra.first_callback.take(), extra.rest.take()),
+            None => (None, None),
+        };
         Released {
             first: self.take_first_awaiter(),
             hook: self.take_first_hook(),
-            extra,
+            first_callback,
+            rest,
         }
     }
 

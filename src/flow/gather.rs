@@ -2,7 +2,7 @@
 //! argument order, like `asyncio.gather`; and the [`gather!`](crate::gather!)
 //! macro for a fixed list of differently typed awaitables.
 
-use super::track::{Tracker, WakeOn};
+use super::track::{Tracked, Tracker, WakeOn};
 use crate::error::{Error, Result};
 use crate::runtime::context;
 use crate::task::{AnyTask, IntoTask, Task};
@@ -63,10 +63,8 @@ where
     I::Item: IntoTask,
 {
     let tasks: Vec<Task<_>> = items.into_iter().map(IntoTask::into_task).collect();
-    let core = Core::new(tasks.iter().map(|t| t.as_any().clone()).collect());
     Gather {
-        tasks,
-        core,
+        core: Core::new(tasks),
         read: Task::take_result,
     }
 }
@@ -74,8 +72,8 @@ where
 /// The future of [`gather`]: `Result<Vec<T>>`.
 #[must_use = "the tasks run anyway; await the gather to collect their results"]
 pub struct Gather<T> {
-    tasks: Vec<Task<T>>,
-    core: Core,
+    /// Holds the tasks, in argument order.
+    core: Core<Task<T>>,
     /// How a result leaves its task: moved out, or cloned
     /// ([`Gather::cloning`]).
     read: fn(&Task<T>) -> Result<T>,
@@ -103,7 +101,6 @@ impl<T> Gather<T> {
     pub fn return_exceptions(self) -> GatherOutcomes<T> {
         self.core.tracker.set_wake_on(WakeOn::All);
         GatherOutcomes {
-            tasks: self.tasks,
             core: Core {
                 return_exceptions: true,
                 ..self.core
@@ -114,7 +111,7 @@ impl<T> Gather<T> {
 
     /// The gathered tasks, in argument order.
     pub fn tasks(&self) -> &[Task<T>] {
-        &self.tasks
+        self.core.tracker.tasks()
     }
 }
 
@@ -136,9 +133,10 @@ impl<T> Future for Gather<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let end = std::task::ready!(this.core.poll_end(cx));
+        let read = this.read;
         Poll::Ready(
             this.core
-                .finish(end, || this.tasks.iter().map(this.read).collect()),
+                .finish(end, |tasks| tasks.iter().map(read).collect()),
         )
     }
 }
@@ -146,7 +144,7 @@ impl<T> Future for Gather<T> {
 impl<T> std::fmt::Debug for Gather<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gather")
-            .field("tasks", &self.tasks)
+            .field("tasks", &self.tasks())
             .finish_non_exhaustive()
     }
 }
@@ -155,15 +153,15 @@ impl<T> std::fmt::Debug for Gather<T> {
 /// an error only when the awaiting task is cancelled.
 #[must_use = "the tasks run anyway; await the gather to collect their results"]
 pub struct GatherOutcomes<T> {
-    tasks: Vec<Task<T>>,
-    core: Core,
+    /// Holds the tasks, in argument order.
+    core: Core<Task<T>>,
     read: fn(&Task<T>) -> Result<T>,
 }
 
 impl<T> GatherOutcomes<T> {
     /// The gathered tasks, in argument order.
     pub fn tasks(&self) -> &[Task<T>] {
-        &self.tasks
+        self.core.tracker.tasks()
     }
 }
 
@@ -173,9 +171,10 @@ impl<T> Future for GatherOutcomes<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let end = std::task::ready!(this.core.poll_end(cx));
+        let read = this.read;
         Poll::Ready(
             this.core
-                .finish(end, || Ok(this.tasks.iter().map(this.read).collect())),
+                .finish(end, |tasks| Ok(tasks.iter().map(read).collect())),
         )
     }
 }
@@ -183,7 +182,7 @@ impl<T> Future for GatherOutcomes<T> {
 impl<T> std::fmt::Debug for GatherOutcomes<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GatherOutcomes")
-            .field("tasks", &self.tasks)
+            .field("tasks", &self.tasks())
             .finish_non_exhaustive()
     }
 }
@@ -200,9 +199,11 @@ enum End {
     Invalid(Error),
 }
 
-/// The untyped part of every gather future.
-struct Core {
-    tracker: Tracker,
+/// The part of every gather future that does not read the values: the
+/// tracker holds the tasks (`H`: typed handles for [`gather`], untyped ones
+/// for [`gather!`](crate::gather!), whose tasks are differently typed).
+struct Core<H: Tracked = AnyTask> {
+    tracker: Tracker<H>,
     return_exceptions: bool,
     started: bool,
     ended: bool,
@@ -210,8 +211,8 @@ struct Core {
     cancel: Option<Error>,
 }
 
-impl Core {
-    fn new(tasks: Vec<AnyTask>) -> Core {
+impl<H: Tracked> Core<H> {
+    fn new(tasks: Vec<H>) -> Core<H> {
         Core {
             tracker: Tracker::new(tasks, WakeOn::FirstFailure, false),
             return_exceptions: false,
@@ -229,7 +230,12 @@ impl Core {
         }
         if !self.started {
             self.started = true;
-            if self.tracker.tasks().iter().any(AnyTask::is_same_as_current) {
+            if self
+                .tracker
+                .tasks()
+                .iter()
+                .any(|task| task.any().is_same_as_current())
+            {
                 return Poll::Ready(End::Invalid(Error::invalid_state(
                     "a task cannot await itself",
                 )));
@@ -244,7 +250,11 @@ impl Core {
             // not done yet, and end cancelled once they all are.
             let message = cancel.cancel_message().map(Arc::<str>::from);
             let accepted = crate::task::cancel_all(
-                self.tracker.tasks().iter().filter(|task| !task.done()),
+                self.tracker
+                    .tasks()
+                    .iter()
+                    .map(Tracked::any)
+                    .filter(|task| !task.done()),
                 message,
             );
             if accepted || self.cancel.is_some() {
@@ -276,12 +286,12 @@ impl Core {
     }
 
     /// The outcome of an ended gather; `values` reads the tasks' values.
-    fn finish<V>(&mut self, end: End, values: impl FnOnce() -> Result<V>) -> Result<V> {
+    fn finish<V>(&mut self, end: End, values: impl FnOnce(&[H]) -> Result<V>) -> Result<V> {
         self.ended = true;
         match end {
-            End::Completed => values(),
+            End::Completed => values(self.tracker.tasks()),
             End::Failed(slot) => {
-                let task = &self.tracker.tasks()[slot];
+                let task = self.tracker.tasks()[slot].any();
                 let error = match task.exception() {
                     Ok(Some(error)) | Err(error) => error,
                     Ok(None) => Error::invalid_state("the failed task has no error"),
@@ -429,7 +439,7 @@ impl<S: GatherTuple + Unpin> Future for GatherTupleFuture<S> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let end = std::task::ready!(this.core.poll_end(cx));
-        Poll::Ready(this.core.finish(end, || this.tasks.take_values()))
+        Poll::Ready(this.core.finish(end, |_| this.tasks.take_values()))
     }
 }
 
@@ -454,6 +464,6 @@ impl<S: GatherTuple + Unpin> Future for GatherTupleOutcomes<S> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let end = std::task::ready!(this.core.poll_end(cx));
-        Poll::Ready(this.core.finish(end, || Ok(this.tasks.take_outcomes())))
+        Poll::Ready(this.core.finish(end, |_| Ok(this.tasks.take_outcomes())))
     }
 }

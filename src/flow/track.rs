@@ -8,7 +8,7 @@
 //! taken (callbacks read the task first, then lock the tracker).
 
 use crate::loom::{lock, Mutex};
-use crate::task::{AnyTask, DoneHook, HookRef, TaskState};
+use crate::task::{AnyTask, DoneHook, HookRef, Task, TaskState};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -78,16 +78,34 @@ impl Track {
     }
 }
 
+/// A handle a [`Tracker`] holds: untyped, or typed (a gather keeps its
+/// tasks in its tracker instead of a second handle to each).
+pub(crate) trait Tracked {
+    fn any(&self) -> &AnyTask;
+}
+
+impl Tracked for AnyTask {
+    fn any(&self) -> &AnyTask {
+        self
+    }
+}
+
+impl<T> Tracked for Task<T> {
+    fn any(&self) -> &AnyTask {
+        self.as_any()
+    }
+}
+
 /// Tracks the completion of a list of tasks (slots; a task may fill more
 /// than one slot).
-pub(crate) struct Tracker {
-    tasks: Vec<AnyTask>,
+pub(crate) struct Tracker<H: Tracked = AnyTask> {
+    tasks: Vec<H>,
     shared: Arc<Mutex<Track>>,
 }
 
-impl Tracker {
+impl<H: Tracked> Tracker<H> {
     /// Starts tracking. Slots already done are recorded now, in order.
-    pub(crate) fn new(tasks: Vec<AnyTask>, wake_on: WakeOn, record_order: bool) -> Tracker {
+    pub(crate) fn new(tasks: Vec<H>, wake_on: WakeOn, record_order: bool) -> Tracker<H> {
         let shared = Arc::new(Mutex::new(Track {
             total: tasks.len(),
             finished: 0,
@@ -101,13 +119,14 @@ impl Tracker {
             waker: None,
         }));
         for (slot, task) in tasks.iter().enumerate() {
-            task.on_done_internal(HookRef::Strong(shared.clone()), slot);
+            task.any()
+                .on_done_internal(HookRef::Strong(shared.clone()), slot);
         }
         Tracker { tasks, shared }
     }
 
     /// The tracked tasks, one per slot.
-    pub(crate) fn tasks(&self) -> &[AnyTask] {
+    pub(crate) fn tasks(&self) -> &[H] {
         &self.tasks
     }
 
@@ -159,22 +178,24 @@ impl Tracker {
             track.waker = None;
         }
         for task in &self.tasks {
-            if task.done() {
-                mark_retrieved(task);
+            if task.any().done() {
+                mark_retrieved(task.any());
             }
         }
     }
 }
 
-impl Drop for Tracker {
+impl<H: Tracked> Drop for Tracker<H> {
     fn drop(&mut self) {
-        if lock(&self.shared).retrieve_late {
-            // The callbacks still have work to do.
+        let track = lock(&self.shared);
+        if track.retrieve_late || track.finished >= track.total {
+            // The callbacks still have work to do, or have all run.
             return;
         }
+        drop(track);
         for task in &self.tasks {
-            if !task.done() {
-                task.remove_internal_callbacks(&self.shared);
+            if !task.any().done() {
+                task.any().remove_internal_callbacks(&self.shared);
             }
         }
     }

@@ -112,7 +112,9 @@ mod park;
 use crate::error::Error;
 use crate::io::blocking::BlockingPool;
 use crate::io::driver::{Driver, NOT_SLEEPING, SLEEPING_FOREVER};
-use crate::loom::{fence, lock, wait_timeout, AtomicBool, AtomicPtr, AtomicUsize, Condvar, Mutex};
+use crate::loom::{
+    fence, lock, wait_timeout, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Condvar, Mutex,
+};
 use crate::runtime::{context, Handle, Unhandled};
 use crate::task::completion::StoredCallback;
 use crate::task::raw::{Header, Notified, RawTask, RunOutcome, Spawn};
@@ -165,6 +167,8 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     /// Unfinished tasks, visible and hidden.
     live: AtomicUsize,
+    /// The last [`failure order`](Shared::next_failure_order) handed out.
+    failures: AtomicU64,
     /// No new tasks are accepted; queues are being drained.
     closed: AtomicBool,
     /// Workers leave their loops.
@@ -262,6 +266,7 @@ impl Shared {
             idle: Idle::new(workers),
             registry: Registry::new(workers * 4),
             live: AtomicUsize::new(0),
+            failures: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             all_done: (Mutex::new(()), Condvar::new()),
@@ -436,6 +441,18 @@ impl Shared {
         if !deferred && self.registry.remove(task) {
             task.drop_reference();
         }
+    }
+
+    /// The place of a task's failure among this runtime's failures, taken
+    /// as the task completes (under its lock). A task that fails after
+    /// seeing another one done (awaiting it, say) gets a later place, even
+    /// when the two complete on different workers and the first one's done
+    /// callbacks have not run yet: a group orders its children's errors by
+    /// it, as asyncio orders them by completion. `Relaxed`: the count's
+    /// modification order already follows every happens-before edge (the
+    /// task locks through which one task sees another done).
+    pub(crate) fn next_failure_order(&self) -> u64 {
+        self.failures.fetch_add(1, Relaxed) + 1
     }
 
     /// A task completed and its callbacks ran: count it down.

@@ -185,6 +185,16 @@ impl AnyTask {
         }
     }
 
+    /// The task's place among its runtime's failures
+    /// ([`Shared::next_failure_order`](crate::scheduler::Shared::next_failure_order));
+    /// 0 if it did not fail (or was cancelled).
+    pub(crate) fn failure_order(&self) -> u64 {
+        lock(&self.raw.header().aux)
+            .completion
+            .cold()
+            .map_or(0, |cold| cold.failure_order)
+    }
+
     /// Where the task is in its life.
     pub fn state(&self) -> TaskState {
         let snapshot = self.raw.header().state.load();

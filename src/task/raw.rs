@@ -85,6 +85,9 @@ pub(crate) struct Cold {
     /// The cancellation to deliver for the pending request, made from the
     /// first of its requests that carried a message (`None`: no message).
     pending_cancel: Option<Error>,
+    /// The task's [place among the runtime's failures](Shared::next_failure_order),
+    /// if it failed (not cancelled); 0 otherwise.
+    pub(crate) failure_order: u64,
 }
 
 impl Aux {
@@ -581,7 +584,12 @@ unsafe fn complete<T>(ptr: NonNull<Header>, outcome: Result<T, Error>) {
                 unsafe { *raw.output::<T>() = Some(value) };
                 Status::Succeeded
             }
-            Err(error) => Status::Failed(error),
+            Err(error) => {
+                if !error.is_cancelled() {
+                    aux.completion.cold_mut().failure_order = header.shared.next_failure_order();
+                }
+                Status::Failed(error)
+            }
         };
         header.state.to_complete();
         aux.completion.finish(status)

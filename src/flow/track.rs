@@ -81,6 +81,7 @@ impl Track {
 /// A handle a [`Tracker`] holds: untyped, or typed (a gather keeps its
 /// tasks in its tracker instead of a second handle to each).
 pub(crate) trait Tracked {
+    /// The task, untyped.
     fn any(&self) -> &AnyTask;
 }
 

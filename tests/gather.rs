@@ -202,6 +202,79 @@ fn case_34_first_error_returns_at_once_others_keep_running() {
     });
 }
 
+/// The first error is the first in completion order even when the tasks
+/// complete on different workers: the second task fails after seeing the
+/// first one done (cancelled on its own in the second half of the rounds),
+/// and its done hook may run before the first task's. asyncio schedules the
+/// gather's callbacks as the tasks complete, so it always gives the first
+/// task's failure. Before the fix this gave the second task's error in about
+/// 7 rounds of 20,000 (a release build on 2 workers).
+#[test]
+fn case_34_the_first_failure_is_the_first_in_completion_order_across_workers() {
+    const ROUNDS: usize = 4_000;
+    within_limit(|| {
+        let rt = rt(2);
+        for round in 0..ROUNDS {
+            let cancel_first = round >= ROUNDS / 2;
+            let first = rt
+                .block_on(async move {
+                    let t0 = spindle::spawn(async move {
+                        if cancel_first {
+                            spindle::sleep(Duration::from_secs(3600)).await?;
+                        } else {
+                            spindle::yield_now().await?;
+                        }
+                        Err::<(), _>(Error::msg("t0"))
+                    });
+                    let seen = t0.clone();
+                    let t1 = spindle::spawn(async move {
+                        if cancel_first {
+                            seen.cancel();
+                        }
+                        while !seen.done() {
+                            spindle::yield_now().await?;
+                        }
+                        let _ = seen.await;
+                        Err::<(), _>(Error::msg("t1"))
+                    });
+                    let error = spindle::gather([t0, t1]).await.unwrap_err();
+                    spindle::Ok(error)
+                })
+                .unwrap();
+            if cancel_first {
+                assert!(first.is_cancelled(), "round {round}: {first}");
+            } else {
+                assert_eq!(first.to_string(), "t0", "round {round}");
+            }
+        }
+    });
+}
+
+/// Tasks already done when the gather starts count in argument order, before
+/// any later completion: asyncio adds its callbacks in argument order, and a
+/// done task's callback is scheduled at once. Here the second argument failed
+/// first, yet the first argument's error is returned, as in asyncio.
+#[test]
+fn case_34_tasks_done_before_the_gather_count_in_argument_order() {
+    within_limit(|| {
+        rt(1)
+            .block_on(async {
+                let early = spindle::spawn(async { Err::<(), _>(Error::msg("failed first")) });
+                let seen = early.clone();
+                let late = spindle::spawn(async move {
+                    let _ = seen.await;
+                    Err::<(), _>(Error::msg("failed second"))
+                });
+                let _ = late.clone().await;
+                assert!(early.done() && late.done());
+                let error = spindle::gather([late, early]).await.unwrap_err();
+                assert_eq!(error.to_string(), "failed second");
+                spindle::Ok(())
+            })
+            .unwrap();
+    });
+}
+
 // -- case 35 ------------------------------------------------------------------
 
 /// Children that fail after the gather has already failed are marked

@@ -20,7 +20,9 @@ use std::task::{Context, Poll};
 /// task would), so a task given twice fills its second slot with an
 /// invalid-state error.
 ///
-/// - The first failure (in completion order) is returned at once; the other
+/// - The first failure (in completion order, across workers; tasks already
+///   done when the gather starts come first, in argument order, as in
+///   asyncio) is returned at once; the other
 ///   tasks are **not** cancelled and keep running, and their later failures
 ///   count as retrieved (no "never retrieved" report). A task cancelled on
 ///   its own counts as a failure here: the gather returns its cancellation.
@@ -274,7 +276,13 @@ impl<H: Tracked> Core<H> {
     fn poll_progress(&mut self, cx: &mut Context<'_>) -> Poll<End> {
         let progress = std::task::ready!(self.tracker.poll_ready(cx));
         Poll::Ready(match progress.first_failure {
-            Some(slot) if !self.return_exceptions => End::Failed(slot),
+            Some(slot) if !self.return_exceptions => {
+                End::Failed(if progress.first_failure_at_start {
+                    slot
+                } else {
+                    self.first_failed_slot(slot)
+                })
+            }
             _ if progress.all_done => match self.cancel.take() {
                 Some(cancel) => End::Cancelled(cancel),
                 None => End::Completed,
@@ -283,6 +291,30 @@ impl<H: Tracked> Core<H> {
             // above) or when all are done.
             _ => return Poll::Pending,
         })
+    }
+
+    /// The slot whose task failed first, from the first one `recorded` by
+    /// its done hook after tracking started (tasks already done then count
+    /// in argument order, before the others, as in asyncio). The hooks run
+    /// in the order the tasks completed, except that a task that failed
+    /// after seeing another one done can have its hook run first, when the
+    /// two completed on different workers; so the done tasks are checked
+    /// for an earlier failure. Once per failed gather.
+    fn first_failed_slot(&self, recorded: usize) -> usize {
+        let tasks = self.tracker.tasks();
+        let recorded_task = tasks[recorded].any();
+        let (mut first, mut first_order) = (recorded, recorded_task.failure_order());
+        for (slot, task) in tasks.iter().enumerate() {
+            let task = task.any();
+            if !task.done() || !task.same_runtime(recorded_task) {
+                continue;
+            }
+            let order = task.failure_order();
+            if order != 0 && order < first_order {
+                (first, first_order) = (slot, order);
+            }
+        }
+        first
     }
 
     /// The outcome of an ended gather; `values` reads the tasks' values.

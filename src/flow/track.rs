@@ -33,6 +33,10 @@ pub(crate) struct Progress {
     pub(crate) all_done: bool,
     /// The slot that failed or was cancelled first.
     pub(crate) first_failure: Option<usize>,
+    /// Whether that slot's task was already done when tracking started
+    /// (recorded then, in slot order); otherwise its done hook recorded it
+    /// as the task completed.
+    pub(crate) first_failure_at_start: bool,
 }
 
 struct Track {
@@ -44,6 +48,7 @@ struct Track {
     order: VecDeque<usize>,
     record_order: bool,
     first_failure: Option<usize>,
+    first_failure_at_start: bool,
     first_error: Option<usize>,
     /// Later completions are ignored.
     closed: bool,
@@ -67,6 +72,7 @@ impl Track {
         Progress {
             all_done: self.finished >= self.total,
             first_failure: self.first_failure,
+            first_failure_at_start: self.first_failure_at_start,
         }
     }
 
@@ -114,14 +120,24 @@ impl<H: Tracked> Tracker<H> {
             order: VecDeque::new(),
             record_order,
             first_failure: None,
+            first_failure_at_start: false,
             first_error: None,
             closed: false,
             retrieve_late: false,
             waker: None,
         }));
+        // Whether the first failure may still be recorded: then a slot done
+        // at registration is checked for it.
+        let mut first_failure_open = true;
         for (slot, task) in tasks.iter().enumerate() {
-            task.any()
+            let done = task
+                .any()
                 .on_done_internal(HookRef::Strong(shared.clone()), slot);
+            if done && first_failure_open {
+                let mut track = lock(&shared);
+                track.first_failure_at_start = track.first_failure == Some(slot);
+                first_failure_open = track.first_failure.is_none();
+            }
         }
         Tracker { tasks, shared }
     }

@@ -443,12 +443,13 @@ impl Shared {
         }
     }
 
-    /// The place of a task's failure among this runtime's failures, taken
-    /// as the task completes (under its lock). A task that fails after
-    /// seeing another one done (awaiting it, say) gets a later place, even
-    /// when the two complete on different workers and the first one's done
-    /// callbacks have not run yet: a group orders its children's errors by
-    /// it, as asyncio orders them by completion. `Relaxed`: the count's
+    /// The place of a task's failure (an error or a cancellation) among
+    /// this runtime's failures, taken as the task completes (under its
+    /// lock). A task that fails after seeing another one done (awaiting it,
+    /// say) gets a later place, even when the two complete on different
+    /// workers and the first one's done callbacks have not run yet: a group
+    /// orders its children's errors by it, and a gather picks its first
+    /// failure by it, as asyncio orders them by completion. `Relaxed`: the count's
     /// modification order already follows every happens-before edge (the
     /// task locks through which one task sees another done).
     pub(crate) fn next_failure_order(&self) -> u64 {

@@ -187,12 +187,18 @@ impl AnyTask {
 
     /// The task's place among its runtime's failures
     /// ([`Shared::next_failure_order`](crate::scheduler::Shared::next_failure_order));
-    /// 0 if it did not fail (or was cancelled).
+    /// 0 if it did not fail or be cancelled (yet).
     pub(crate) fn failure_order(&self) -> u64 {
         lock(&self.raw.header().aux)
             .completion
             .cold()
             .map_or(0, |cold| cold.failure_order)
+    }
+
+    /// Whether both tasks belong to one runtime (their
+    /// [`failure_order`](Self::failure_order)s are comparable).
+    pub(crate) fn same_runtime(&self, other: &AnyTask) -> bool {
+        Arc::ptr_eq(&self.raw.header().shared, &other.raw.header().shared)
     }
 
     /// Where the task is in its life.
@@ -222,13 +228,16 @@ impl AnyTask {
     /// combinators and task groups: right away on this thread if it already
     /// is, otherwise from a done callback (removable with
     /// [`remove_internal_callbacks`](Self::remove_internal_callbacks)).
-    pub(crate) fn on_done_internal(&self, hook: HookRef, token: usize) {
+    /// Returns whether it was done (and `hook` told before returning).
+    pub(crate) fn on_done_internal(&self, hook: HookRef, token: usize) -> bool {
         let ready = lock(&self.raw.header().aux)
             .completion
             .add_callback(StoredCallback::Hook { hook, token });
+        let done = ready.is_some();
         if let Some(callback) = ready {
             callback.run(Some(self));
         }
+        done
     }
 
     /// Removes the registrations of `hook` made by

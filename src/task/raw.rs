@@ -86,7 +86,7 @@ pub(crate) struct Cold {
     /// first of its requests that carried a message (`None`: no message).
     pending_cancel: Option<Error>,
     /// The task's [place among the runtime's failures](Shared::next_failure_order),
-    /// if it failed (not cancelled); 0 otherwise.
+    /// if it failed or was cancelled; 0 otherwise.
     pub(crate) failure_order: u64,
 }
 
@@ -577,7 +577,9 @@ unsafe fn complete<T>(ptr: NonNull<Header>, outcome: Result<T, Error>) {
             // body returns ends cancelled.
             Ok(value) if header.state.load().is_cancel_pending() => {
                 discarded = Some(value);
-                Status::Failed(aux.take_cancellation())
+                let cancellation = aux.take_cancellation();
+                aux.completion.cold_mut().failure_order = header.shared.next_failure_order();
+                Status::Failed(cancellation)
             }
             Ok(value) => {
                 // SAFETY: aux lock held; `T` is the output type.
@@ -585,9 +587,7 @@ unsafe fn complete<T>(ptr: NonNull<Header>, outcome: Result<T, Error>) {
                 Status::Succeeded
             }
             Err(error) => {
-                if !error.is_cancelled() {
-                    aux.completion.cold_mut().failure_order = header.shared.next_failure_order();
-                }
+                aux.completion.cold_mut().failure_order = header.shared.next_failure_order();
                 Status::Failed(error)
             }
         };

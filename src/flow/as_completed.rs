@@ -13,7 +13,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// Runs every awaitable in parallel and yields their outcomes in the order
-/// they finish, like `asyncio.as_completed`: call
+/// they finish (across workers too: a task that finished after seeing
+/// another one done comes after it), like `asyncio.as_completed`: call
 /// [`next`](AsCompleted::next) until it gives `None` (or use it as a
 /// [`Stream`](futures_core::Stream)).
 ///

@@ -44,8 +44,18 @@ struct Track {
     finished: usize,
     wake_on: WakeOn,
     /// Completed slots in completion order, not yet popped (only kept when
-    /// `record_order`).
-    order: VecDeque<usize>,
+    /// `record_order`). A place is taken as a task completes
+    /// ([`DoneHook::completing`]) and filled when its done hook runs, which
+    /// may be after the hook of a task that completed later (on another
+    /// worker, having seen this one done): a slot is popped only once
+    /// every place before it is filled.
+    order: VecDeque<Option<usize>>,
+    /// Places popped from the front of `order` so far.
+    popped: usize,
+    /// The place each slot took in `order` as its task completed
+    /// ([`NO_PLACE`] if none yet, or if it was done before tracking
+    /// started); empty unless `record_order`.
+    places: Vec<usize>,
     record_order: bool,
     first_failure: Option<usize>,
     first_failure_at_start: bool,
@@ -56,6 +66,9 @@ struct Track {
     retrieve_late: bool,
     waker: Option<Waker>,
 }
+
+/// A slot that has taken no place in [`Track::order`].
+const NO_PLACE: usize = usize::MAX;
 
 impl Track {
     fn ready(&self) -> bool {
@@ -118,6 +131,12 @@ impl<H: Tracked> Tracker<H> {
             finished: 0,
             wake_on,
             order: VecDeque::new(),
+            popped: 0,
+            places: if record_order {
+                vec![NO_PLACE; tasks.len()]
+            } else {
+                Vec::new()
+            },
             record_order,
             first_failure: None,
             first_failure_at_start: false,
@@ -130,9 +149,12 @@ impl<H: Tracked> Tracker<H> {
         // at registration is checked for it.
         let mut first_failure_open = true;
         for (slot, task) in tasks.iter().enumerate() {
-            let done = task
-                .any()
-                .on_done_internal(HookRef::Strong(shared.clone()), slot);
+            let hook = HookRef::Strong(shared.clone());
+            let done = if record_order {
+                task.any().on_done_in_order(hook, slot)
+            } else {
+                task.any().on_done_internal(hook, slot)
+            };
             if done && first_failure_open {
                 let mut track = lock(&shared);
                 track.first_failure_at_start = track.first_failure == Some(slot);
@@ -166,16 +188,27 @@ impl<H: Tracked> Tracker<H> {
     /// kept (`record_order` trackers).
     pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<usize> {
         let mut track = lock(&self.shared);
-        if let Some(slot) = track.order.pop_front() {
+        if let Some(&Some(slot)) = track.order.front() {
+            track.order.pop_front();
+            track.popped += 1;
             return Poll::Ready(slot);
         }
         track.store_waker(cx.waker());
         Poll::Pending
     }
 
-    /// The next completed slot recorded before the tracker was closed.
+    /// The next completed slot recorded before the tracker was closed
+    /// (places taken but never filled are skipped: their hooks ran after
+    /// the close).
     pub(crate) fn pop_recorded(&self) -> Option<usize> {
-        lock(&self.shared).order.pop_front()
+        let mut track = lock(&self.shared);
+        while let Some(place) = track.order.pop_front() {
+            track.popped += 1;
+            if place.is_some() {
+                return place;
+            }
+        }
+        None
     }
 
     /// Stops recording: later completions are ignored.
@@ -228,6 +261,17 @@ impl DoneHook for Mutex<Track> {
     fn task_done(&self, slot: usize, task: &AnyTask) {
         completed(self, slot, task);
     }
+
+    /// Takes the slot's place in the completion order (`record_order`
+    /// trackers register with [`AnyTask::on_done_in_order`]).
+    fn completing(&self, slot: usize) {
+        let mut track = lock(self);
+        if track.closed || track.places.is_empty() {
+            return;
+        }
+        track.places[slot] = track.popped + track.order.len();
+        track.order.push_back(None);
+    }
 }
 
 /// Records the completion of one slot.
@@ -244,7 +288,13 @@ fn completed(shared: &Mutex<Track>, slot: usize, task: &AnyTask) {
         return;
     }
     if track.record_order {
-        track.order.push_back(slot);
+        match track.places[slot] {
+            NO_PLACE => track.order.push_back(Some(slot)),
+            place => {
+                let index = place - track.popped;
+                track.order[index] = Some(slot);
+            }
+        }
     }
     match state {
         TaskState::Failed => {
@@ -261,5 +311,71 @@ fn completed(shared: &Mutex<Track>, slot: usize, task: &AnyTask) {
             drop(track);
             waker.wake();
         }
+    }
+}
+
+#[cfg(all(test, not(spindle_loom)))]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    /// Two tasks complete in one order and their done hooks run in the
+    /// other (what two workers can do when the second task saw the first
+    /// one done): the slots still come out in completion order, and the
+    /// second is held back until the first one's hook has run.
+    #[test]
+    fn slots_come_out_in_completion_order_whatever_order_the_hooks_ran_in() {
+        let rt = crate::Runtime::builder().worker_threads(1).build().unwrap();
+        let gate = crate::Promise::<()>::new();
+        let typed: Vec<Task<()>> = (0..2).map(|_| rt.spawn(gate.clone())).collect();
+        let tasks: Vec<AnyTask> = typed.iter().map(|task| task.as_any().clone()).collect();
+        let tracker = Tracker::new(tasks.clone(), WakeOn::Each, true);
+        let mut cx = Context::from_waker(Waker::noop());
+        tracker.shared.completing(0);
+        tracker.shared.completing(1);
+        tracker.shared.task_done(1, &tasks[1]);
+        assert!(
+            tracker.poll_next(&mut cx).is_pending(),
+            "slot 1 overtook slot 0"
+        );
+        tracker.shared.task_done(0, &tasks[0]);
+        assert_eq!(tracker.poll_next(&mut cx), Poll::Ready(0));
+        assert_eq!(tracker.poll_next(&mut cx), Poll::Ready(1));
+        // The real completions, later, are ignored.
+        tracker.close();
+        gate.set_result(()).unwrap();
+        rt.block_on(async move {
+            for task in typed {
+                task.await?;
+            }
+            crate::Ok(())
+        })
+        .unwrap();
+    }
+
+    /// A place taken but never filled before the tracker was closed (its
+    /// hook ran after the close) is skipped by `pop_recorded`.
+    #[test]
+    fn places_left_empty_by_a_close_are_skipped() {
+        let rt = crate::Runtime::builder().worker_threads(1).build().unwrap();
+        let gate = crate::Promise::<()>::new();
+        let typed: Vec<Task<()>> = (0..2).map(|_| rt.spawn(gate.clone())).collect();
+        let tasks: Vec<AnyTask> = typed.iter().map(|task| task.as_any().clone()).collect();
+        let tracker = Tracker::new(tasks.clone(), WakeOn::Each, true);
+        tracker.shared.completing(0);
+        tracker.shared.completing(1);
+        tracker.shared.task_done(1, &tasks[1]);
+        tracker.close();
+        tracker.shared.task_done(0, &tasks[0]);
+        assert_eq!(tracker.pop_recorded(), Some(1));
+        assert_eq!(tracker.pop_recorded(), None);
+        gate.set_result(()).unwrap();
+        rt.block_on(async move {
+            for task in typed {
+                task.await?;
+            }
+            crate::Ok(())
+        })
+        .unwrap();
     }
 }

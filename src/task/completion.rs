@@ -18,6 +18,15 @@ use std::task::Waker;
 pub(crate) trait DoneHook: Send + Sync {
     /// `task`, registered with `token`, is done.
     fn task_done(&self, token: usize, task: &AnyTask);
+
+    /// The task registered with `token` is completing: its outcome is
+    /// decided, nobody can see it done yet, and its lock is held (take no
+    /// task's lock here). Called only for a record that
+    /// [announces its completion](Completion::announce_completion), before
+    /// [`task_done`](Self::task_done), and only for a hook held strongly
+    /// ([`HookRef::Strong`]: upgrading a weak one could make its last
+    /// reference, dropped under the task's lock).
+    fn completing(&self, _token: usize) {}
 }
 
 /// How a registration holds its [`DoneHook`].
@@ -205,6 +214,9 @@ pub(crate) struct Completion<X = ()> {
     done: bool,
     /// The failure was read (awaited, `result()`, `exception()`).
     pub(crate) retrieved: bool,
+    /// The hooks are told before the record is done
+    /// ([`DoneHook::completing`]).
+    announces: bool,
 }
 
 /// The record's inline observer, as `Completion::first_kind` says: an
@@ -413,6 +425,7 @@ impl<X: Default> Completion<X> {
             first_token: 0,
             done: false,
             retrieved: false,
+            announces: false,
         }
     }
 
@@ -450,6 +463,50 @@ impl<X: Default> Completion<X> {
     /// The owner's cold data, if any was ever written, to change.
     pub(crate) fn cold_if_any(&mut self) -> Option<&mut X> {
         self.extra.as_mut().map(|extra| &mut extra.cold)
+    }
+
+    /// From now on, [`announce_completing`](Self::announce_completing) tells
+    /// the hooks (for an observer that needs the order in which tasks
+    /// complete, which their done hooks do not always run in).
+    pub(crate) fn announce_completion(&mut self) {
+        self.announces = true;
+    }
+
+    /// Tells every internal hook that the owner is completing, if the
+    /// record [announces its completion](Self::announce_completion). Call
+    /// under the owner's lock, before anyone can see it done.
+    #[inline]
+    pub(crate) fn announce_completing(&self) {
+        if self.announces {
+            self.tell_hooks_completing();
+        }
+    }
+
+    /// Tells the strongly held hooks ([`DoneHook::completing`]).
+    #[cold]
+    #[inline(never)]
+    fn tell_hooks_completing(&self) {
+        if self.first_kind == FirstKind::StrongHook {
+            // SAFETY: the kind says `hook` is the live field, the pointer of
+            // an `Arc` this record holds (`Arc::into_raw`): the hook is
+            // alive while the record is, and a shared borrow of it for
+            // this call is sound.
+            let hook = unsafe { &*self.first.hook };
+            hook.completing(self.first_token as usize);
+        }
+        let Some(extra) = self.extra.as_ref() else {
+            return;
+        };
+        let rest = extra.rest.iter().flat_map(|rest| rest.callbacks.iter());
+        for callback in extra.first_callback.iter().chain(rest) {
+            if let StoredCallback::Hook {
+                hook: HookRef::Strong(hook),
+                token,
+            } = callback
+            {
+                hook.completing(*token);
+            }
+        }
     }
 
     /// Records the outcome and releases the waiters and callbacks.

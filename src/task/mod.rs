@@ -240,6 +240,26 @@ impl AnyTask {
         done
     }
 
+    /// [`on_done_internal`](Self::on_done_internal), for an observer that
+    /// needs the order in which its tasks complete: `hook` is also told,
+    /// under the task's lock, that the task is completing, before anyone
+    /// can see it done ([`DoneHook::completing`]). Its done hook may run
+    /// after the hooks of tasks that completed later (on another worker,
+    /// having seen this one done); that call may not.
+    pub(crate) fn on_done_in_order(&self, hook: HookRef, token: usize) -> bool {
+        let ready = {
+            let mut aux = lock(&self.raw.header().aux);
+            aux.completion.announce_completion();
+            aux.completion
+                .add_callback(StoredCallback::Hook { hook, token })
+        };
+        let done = ready.is_some();
+        if let Some(callback) = ready {
+            callback.run(Some(self));
+        }
+        done
+    }
+
     /// Removes the registrations of `hook` made by
     /// [`on_done_internal`](Self::on_done_internal); returns how many.
     pub(crate) fn remove_internal_callbacks<H: DoneHook + 'static>(&self, hook: &Arc<H>) -> usize {

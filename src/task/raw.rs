@@ -591,6 +591,7 @@ unsafe fn complete<T>(ptr: NonNull<Header>, outcome: Result<T, Error>) {
                 Status::Failed(error)
             }
         };
+        aux.completion.announce_completing();
         header.state.to_complete();
         aux.completion.finish(status)
     };

@@ -176,13 +176,14 @@ impl Timers {
     /// tick 0, deadlines too far to express saturate.
     pub(crate) fn tick_of(&self, deadline: Instant) -> u64 {
         let since = deadline.saturating_duration_since(self.origin);
-        let millis = since.as_millis();
-        let rounded_up = if since > Duration::from_millis(millis as u64) {
-            millis + 1
-        } else {
-            millis
-        };
-        u64::try_from(rounded_up).unwrap_or(u64::MAX - 2)
+        // In u64 (`as_millis` is a u128 multiplication and division).
+        let nanos = since.subsec_nanos();
+        let partial = u64::from(nanos % 1_000_000 != 0);
+        since
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(nanos / 1_000_000) + partial)
+            .min(u64::MAX - 2)
     }
 
     /// The instant of a tick, `None` if it is too far to express.
@@ -263,6 +264,32 @@ impl Timers {
             .min()
             .unwrap_or(NONE);
         (next != NONE).then_some(next)
+    }
+}
+
+#[cfg(all(test, not(spindle_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_is_rounded_up_to_its_tick() {
+        let timers = Timers::new(1);
+        let at = |d: Duration| timers.tick_of(timers.origin + d);
+        assert_eq!(at(Duration::ZERO), 0);
+        assert_eq!(at(Duration::from_nanos(1)), 1);
+        assert_eq!(at(Duration::from_millis(1)), 1);
+        assert_eq!(at(Duration::from_millis(1) + Duration::from_nanos(1)), 2);
+        assert_eq!(at(Duration::from_micros(2_999_999)), 3_000);
+        assert_eq!(at(Duration::from_secs(3) + Duration::from_micros(1)), 3_001);
+        if let Some(before) = timers.origin.checked_sub(Duration::from_secs(1)) {
+            assert_eq!(timers.tick_of(before), 0, "before the origin is tick 0");
+        }
+        if let Some(far) = timers
+            .origin
+            .checked_add(Duration::from_secs(u64::MAX / 1000 + 1))
+        {
+            assert_eq!(timers.tick_of(far), u64::MAX - 2, "too far saturates");
+        }
     }
 }
 

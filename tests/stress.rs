@@ -714,7 +714,7 @@ fn behave(t: Arc<Tracker>, slot: usize, depth: u32, seed: u64) -> BoxFuture<u32>
     Box::pin(async move {
         let mut rng = Rng::new(seed);
         // Nesting only down to depth 2.
-        let kinds = if depth >= 2 { 9 } else { 13 };
+        let kinds = if depth >= 2 { 9 } else { 14 };
         match rng.below(kinds) {
             0 => Ok(0),
             1 => {
@@ -820,6 +820,35 @@ fn behave(t: Arc<Tracker>, slot: usize, depth: u32, seed: u64) -> BoxFuture<u32>
                     Ok(values.len() as u32)
                 }
             }
+            12 => {
+                // Every slot comes out exactly once, in whatever order the
+                // children end (or time out), while any of them may be
+                // cancelled and this task too (which consumes no slot).
+                let children: Vec<Task<u32>> = (0..=rng.below(4))
+                    .filter_map(|_| spawn_tracked(&t, Via::Spawn, depth + 1, rng.next()))
+                    .collect();
+                let expected = children.len();
+                let timeout = rng.one_in(3).then(|| rng.micros(3000));
+                let mut outcomes = spindle::as_completed(children, timeout);
+                let mut yielded = 0;
+                loop {
+                    let before = outcomes.remaining();
+                    let Some(outcome) = outcomes.next().await else {
+                        break;
+                    };
+                    if outcomes.remaining() == before {
+                        // This task's own cancellation.
+                        return outcome;
+                    }
+                    yielded += 1;
+                }
+                if yielded != expected {
+                    t.mismatch(format!(
+                        "task {slot}: as_completed yielded {yielded} of {expected} slots"
+                    ));
+                }
+                Ok(12)
+            }
             _ => {
                 let limit = rng.micros(3000);
                 match spawn_tracked(&t, Via::Spawn, depth + 1, rng.next()) {
@@ -876,7 +905,7 @@ async fn drive_a(t: Arc<Tracker>, seed: u64, batch: usize) -> spindle::Result<()
 /// Test A: a large number of tasks, with random cancels (cancel,
 /// cancel_with and abort, from other tasks and from a plain thread),
 /// random timeouts (timeout, wait_for), random panics and random nesting
-/// (task groups, gather, wait_for on a child task).
+/// (task groups, gather, as_completed, wait_for on a child task).
 ///
 /// Proves: every task ends exactly once (its guard is dropped once; its
 /// done callback runs once, after the guard was dropped); every spawned

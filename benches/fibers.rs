@@ -22,6 +22,10 @@
 //!   - `spindle_c_task` / `spindle_c_task_1worker`: from a C task,
 //!     `spindle_spawn` of a C function that returns 0, `spindle_task_join`,
 //!     `spindle_task_free`;
+//!   - `spindle_c_task_eager`: the same on a runtime with eager tasks
+//!     (`spindle_options.eager_tasks = 1`, asyncio's eager task factory):
+//!     the child runs inside `spindle_spawn` and is done when it returns
+//!     (the goal below is for the default, `spindle_c_task`);
 //!   - `spindle_rust_task` (and `_1worker`): `spindle::spawn(async {..})
 //!     .await` (a task without a fiber: what the fiber adds is the
 //!     difference);
@@ -98,6 +102,7 @@ struct SpindleOptions {
     max_blocking_threads: u32,
     stack_size: usize,
     shutdown_timeout: f64,
+    eager_tasks: u32,
 }
 
 const SPINDLE_ECANCELED: c_int = -3;
@@ -132,13 +137,16 @@ extern "C" {
 struct CRuntime(*mut SpindleRuntime);
 
 impl CRuntime {
-    fn new(workers: usize) -> CRuntime {
+    /// A runtime of `workers` workers; `eager`: its tasks start eagerly
+    /// (`spindle_options.eager_tasks`).
+    fn new(workers: usize, eager: bool) -> CRuntime {
         let options = SpindleOptions {
             struct_size: std::mem::size_of::<SpindleOptions>(),
             workers: workers as u32,
             max_blocking_threads: 0,
             stack_size: 0,
             shutdown_timeout: -1.0,
+            eager_tasks: u32::from(eager),
         };
         let mut rt = ptr::null_mut();
         // SAFETY: valid options and out-pointer.
@@ -312,7 +320,7 @@ fn fiber_switch(c: &mut Criterion) {
         ("spindle_c_yield", workers()),
         ("spindle_c_yield_1worker", 1),
     ] {
-        let rt = CRuntime::new(workers);
+        let rt = CRuntime::new(workers, false);
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let mut l = Loop {
@@ -453,8 +461,12 @@ impl Drop for PingPong {
 fn fiber_spawn_join(c: &mut Criterion) {
     const G: &str = "fiber_spawn_join";
     let mut group = group(c, G);
-    for (name, workers) in [("spindle_c_task", workers()), ("spindle_c_task_1worker", 1)] {
-        let rt = CRuntime::new(workers);
+    for (name, workers, eager) in [
+        ("spindle_c_task", workers(), false),
+        ("spindle_c_task_1worker", 1, false),
+        ("spindle_c_task_eager", workers(), true),
+    ] {
+        let rt = CRuntime::new(workers, eager);
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let mut l = Loop {
@@ -715,7 +727,7 @@ unsafe extern "C" fn live_main(arg: *mut c_void, _result: *mut *mut c_void) -> c
 }
 
 fn live_spindle(requested: usize) -> Live {
-    let rt = CRuntime::new(workers());
+    let rt = CRuntime::new(workers(), false);
     let mut shared = LiveC {
         requested,
         started: AtomicUsize::new(0),

@@ -475,6 +475,22 @@ int main() {
         CHECK(!spindle::in_task());
     }
 
+    // Eager tasks (asyncio's eager_task_factory): a task that never blocks
+    // is done when spawn returns.
+    {
+        spindle::options opts;
+        opts.workers = 1;
+        opts.eager_tasks = true;
+        spindle::runtime rt(opts);
+        int got = rt.run([] {
+            auto quick = spindle::spawn([] { return 5; });
+            CHECK(quick.done());
+            return quick.join();
+        });
+        CHECK(got == 5);
+        std::printf("eager task: done when spawn returned\n");
+    }
+
     // Tasks still queued when their runtime shuts down never start: each
     // callable is destroyed unrun (its captures with it), and those that
     // started end cancelled; none is leaked, handles dropped or not.

@@ -263,6 +263,17 @@ typedef struct spindle_options {
    * cleanup before it aborts them; negative means the default, 5 s.
    */
   double shutdown_timeout;
+  /**
+   * 1: tasks spawned from the runtime's tasks start eagerly (asyncio's
+   * `eager_task_factory`): `spindle_spawn` runs the new task until it
+   * first blocks, inside the call, and a task that never blocks is done
+   * when the call returns, without being queued. 0 (the default): they
+   * are queued and start later, as with `asyncio.create_task`. Tasks
+   * spawned from outside the runtime (`spindle_runtime_spawn`,
+   * `spindle_runtime_run`) are always queued. Other values:
+   * `SPINDLE_EINVAL`.
+   */
+  uint32_t eager_tasks;
 } spindle_options;
 
 /**
@@ -563,10 +574,32 @@ int spindle_queue_shutdown(struct spindle_queue *queue, int immediate);
 int spindle_queue_free(struct spindle_queue *queue);
 
 /**
- * Fills `options` with the defaults and sets its `struct_size`.
+ * Fills `options`, a struct of `size` bytes (`sizeof *options` as the
+ * caller compiled it), with the defaults and sets its `struct_size` to
+ * `size`: the fields this library knows get their defaults, bytes beyond
+ * them (a newer header's fields) are zeroed. The header's
+ * `spindle_options_init(options)` is a macro that calls this with
+ * `sizeof *(options)`.
+ *
+ * `SPINDLE_EINVAL` if `options` is NULL or `size` is smaller than the
+ * first version of the struct.
  *
  * # Safety
- * `options` is NULL (`SPINDLE_EINVAL`) or valid for writes.
+ * `options` is NULL or valid for writes of `size` bytes.
+ */
+int spindle_options_init_sized(struct spindle_options *options, size_t size);
+
+/**
+ * Fills the first version of `options` (up to `shutdown_timeout`) with
+ * the defaults, and `struct_size` with that size, so that the library
+ * reads no later field: what programs compiled against the first header
+ * call. The header's `spindle_options_init(options)` macro calls
+ * `spindle_options_init_sized` instead, which fills every field the
+ * caller knows.
+ *
+ * # Safety
+ * `options` is NULL (`SPINDLE_EINVAL`) or valid for writes of the first
+ * version's bytes.
  */
 int spindle_options_init(struct spindle_options *options);
 
@@ -1227,3 +1260,7 @@ int spindle_yield(void);
 #endif  // __cplusplus
 
 #endif  /* SPINDLE_H */
+
+#ifndef spindle_options_init
+#define spindle_options_init(options) spindle_options_init_sized((options), sizeof *(options))
+#endif

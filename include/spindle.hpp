@@ -1403,6 +1403,7 @@ struct options {
     std::uint32_t max_blocking_threads = 0; /* 0: min(32, cores + 4) */
     std::size_t stack_size = 0;             /* 0: SPINDLE_DEFAULT_STACK_SIZE */
     double shutdown_timeout = -1.0;         /* negative: 5 s */
+    bool eager_tasks = false;               /* asyncio's eager_task_factory */
 
     spindle_options to_c() const noexcept {
         spindle_options c;
@@ -1411,6 +1412,7 @@ struct options {
         c.max_blocking_threads = max_blocking_threads;
         c.stack_size = stack_size;
         c.shutdown_timeout = shutdown_timeout;
+        c.eager_tasks = eager_tasks ? 1 : 0;
         return c;
     }
 };

@@ -145,6 +145,31 @@ static void bad_options(void) {
     newer.known.workers = 1;
     EXPECT(spindle_runtime_new(&newer.known, &runtime), SPINDLE_OK);
     EXPECT(spindle_runtime_free(runtime), SPINDLE_OK);
+    /* Initialized by size, the bytes past what the library knows are
+     * zeroed. */
+    memset(&newer, 0xAB, sizeof newer);
+    EXPECT(spindle_options_init_sized(&newer.known, sizeof newer), SPINDLE_OK);
+    CHECK(newer.known.struct_size == sizeof newer);
+    CHECK(newer.known.eager_tasks == 0 && newer.known.shutdown_timeout < 0);
+    CHECK(newer.future_fields[0] == 0 && newer.future_fields[63] == 0);
+    EXPECT(spindle_options_init_sized(NULL, sizeof options), SPINDLE_EINVAL);
+    EXPECT(spindle_options_init_sized(&options, sizeof(size_t)), SPINDLE_EINVAL);
+    /* A caller compiled before `eager_tasks` existed calls the function
+     * itself (no macro): it writes no byte past the first version, and the
+     * bytes past the caller's struct are not read (here garbage that would
+     * be refused). */
+    options.eager_tasks = 7;
+    EXPECT((spindle_options_init)(&options), SPINDLE_OK);
+    CHECK(options.struct_size == offsetof(spindle_options, eager_tasks));
+    CHECK(options.eager_tasks == 7);
+    options.workers = 1;
+    EXPECT(spindle_runtime_new(&options, &runtime), SPINDLE_OK);
+    EXPECT(spindle_runtime_free(runtime), SPINDLE_OK);
+    EXPECT(spindle_options_init(&options), SPINDLE_OK);
+    options.eager_tasks = 7;
+    runtime = NULL;
+    EXPECT(spindle_runtime_new(&options, &runtime), SPINDLE_EINVAL);
+    CHECK(runtime == NULL);
 }
 
 static void not_in_a_task(const char *where) {

@@ -34,6 +34,15 @@ pub struct spindle_options {
     /// Seconds that shutdown waits for cancelled tasks to finish their
     /// cleanup before it aborts them; negative means the default, 5 s.
     pub shutdown_timeout: f64,
+    /// 1: tasks spawned from the runtime's tasks start eagerly (asyncio's
+    /// `eager_task_factory`): `spindle_spawn` runs the new task until it
+    /// first blocks, inside the call, and a task that never blocks is done
+    /// when the call returns, without being queued. 0 (the default): they
+    /// are queued and start later, as with `asyncio.create_task`. Tasks
+    /// spawned from outside the runtime (`spindle_runtime_spawn`,
+    /// `spindle_runtime_run`) are always queued. Other values:
+    /// `SPINDLE_EINVAL`.
+    pub eager_tasks: u32,
 }
 
 impl Default for spindle_options {
@@ -44,6 +53,7 @@ impl Default for spindle_options {
             max_blocking_threads: 0,
             stack_size: 0,
             shutdown_timeout: -1.0,
+            eager_tasks: 0,
         }
     }
 }
@@ -54,20 +64,66 @@ pub struct spindle_runtime {
     stacks: Arc<StackPool>,
 }
 
-/// Fills `options` with the defaults and sets its `struct_size`.
+/// The size of the first version of `spindle_options` (up to
+/// `shutdown_timeout`): every caller's struct has at least these bytes.
+const FIRST_VERSION: usize = offset_of!(spindle_options, shutdown_timeout) + size_of::<f64>();
+
+/// Fills `options`, a struct of `size` bytes (`sizeof *options` as the
+/// caller compiled it), with the defaults and sets its `struct_size` to
+/// `size`: the fields this library knows get their defaults, bytes beyond
+/// them (a newer header's fields) are zeroed. The header's
+/// `spindle_options_init(options)` is a macro that calls this with
+/// `sizeof *(options)`.
+///
+/// `SPINDLE_EINVAL` if `options` is NULL or `size` is smaller than the
+/// first version of the struct.
 ///
 /// # Safety
-/// `options` is NULL (`SPINDLE_EINVAL`) or valid for writes.
+/// `options` is NULL or valid for writes of `size` bytes.
 #[no_mangle]
-pub unsafe extern "C" fn spindle_options_init(options: *mut spindle_options) -> c_int {
+pub unsafe extern "C" fn spindle_options_init_sized(
+    options: *mut spindle_options,
+    size: usize,
+) -> c_int {
     boundary(|| {
-        if options.is_null() {
+        if options.is_null() || size < FIRST_VERSION {
             return SPINDLE_EINVAL;
         }
-        // SAFETY: non-null and valid for writes per the contract.
-        unsafe { options.write(spindle_options::default()) };
+        let defaults = spindle_options {
+            struct_size: size,
+            ..spindle_options::default()
+        };
+        let known = size.min(size_of::<spindle_options>());
+        // SAFETY: `options` is valid for writes of `size` bytes per the
+        // contract; `known` bytes come from `defaults`, the rest (if any)
+        // is zeroed, all within those `size` bytes.
+        unsafe {
+            let out = options.cast::<u8>();
+            std::ptr::copy_nonoverlapping(
+                (&defaults as *const spindle_options).cast::<u8>(),
+                out,
+                known,
+            );
+            std::ptr::write_bytes(out.add(known), 0, size - known);
+        }
         0
     })
+}
+
+/// Fills the first version of `options` (up to `shutdown_timeout`) with
+/// the defaults, and `struct_size` with that size, so that the library
+/// reads no later field: what programs compiled against the first header
+/// call. The header's `spindle_options_init(options)` macro calls
+/// `spindle_options_init_sized` instead, which fills every field the
+/// caller knows.
+///
+/// # Safety
+/// `options` is NULL (`SPINDLE_EINVAL`) or valid for writes of the first
+/// version's bytes.
+#[no_mangle]
+pub unsafe extern "C" fn spindle_options_init(options: *mut spindle_options) -> c_int {
+    // SAFETY: the same contract, for the first version's size.
+    boundary(|| unsafe { spindle_options_init_sized(options, FIRST_VERSION) })
 }
 
 /// Reads caller options of any (known) size over the defaults.
@@ -81,8 +137,7 @@ unsafe fn read_options(options: *const spindle_options) -> Result<spindle_option
     }
     // SAFETY: the first field is always present.
     let size = unsafe { options.cast::<usize>().read_unaligned() };
-    let first_version = offset_of!(spindle_options, shutdown_timeout) + size_of::<f64>();
-    if size < first_version {
+    if size < FIRST_VERSION {
         return Err(SPINDLE_EINVAL);
     }
     let known = size.min(size_of::<spindle_options>());
@@ -135,6 +190,11 @@ pub unsafe extern "C" fn spindle_runtime_new(
             }
         } else if options.shutdown_timeout.is_nan() {
             return SPINDLE_EINVAL;
+        }
+        match options.eager_tasks {
+            0 => {}
+            1 => builder = builder.eager_tasks(true),
+            _ => return SPINDLE_EINVAL,
         }
         let runtime = match builder.build() {
             Ok(runtime) => runtime,

@@ -260,9 +260,11 @@ pub(crate) fn spawn_c_task_in(
         }
     };
     let fiber = Fiber::new(stacks, body).map_err(|_| SPINDLE_ENOMEM)?;
-    // Never eager: a fiber's first step would run nested on the stack of
-    // the fiber that spawns it.
-    let mut builder = task::Builder::new().eager_start(false);
+    // Eager if the runtime says so (`spindle_options::eager_tasks`): the
+    // first step then resumes the new fiber from inside this call. Only
+    // the resume's frames go on the spawner's stack; the new task's C code
+    // runs on its own, so nested eager spawns do not pile up on one stack.
+    let mut builder = task::Builder::new();
     if let Some(name) = name {
         builder = builder.name(name);
     }

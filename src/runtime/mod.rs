@@ -174,7 +174,7 @@ impl Builder {
     /// `loop.set_task_factory(asyncio.eager_task_factory)`. Its first step
     /// runs inside the spawn when that is made on one of the runtime's
     /// workers (see `eager_start` for the limits). Off by default. C tasks
-    /// never start eagerly.
+    /// follow it too (`spindle_options.eager_tasks` in C).
     ///
     /// ```
     /// let rt = spindle::Runtime::builder().eager_tasks(true).build().unwrap();

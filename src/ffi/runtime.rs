@@ -39,8 +39,10 @@ pub struct spindle_options {
     /// first blocks, inside the call, and a task that never blocks is done
     /// when the call returns, without being queued. 0 (the default): they
     /// are queued and start later, as with `asyncio.create_task`. Tasks
-    /// spawned from outside the runtime (`spindle_runtime_spawn`,
-    /// `spindle_runtime_run`) are always queued. Other values:
+    /// started from a thread that is not one of the runtime's workers
+    /// (`spindle_runtime_spawn` there, `spindle_runtime_run`) are queued;
+    /// `spindle_runtime_spawn` called from one of the runtime's own tasks
+    /// follows this option as `spindle_spawn` does. Other values:
     /// `SPINDLE_EINVAL`.
     pub eager_tasks: u32,
 }

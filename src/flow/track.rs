@@ -319,17 +319,55 @@ mod tests {
     use super::*;
     use std::task::Waker;
 
+    /// Two tasks waiting on a gate, tracked in order (whose hooks the tests
+    /// call by hand).
+    struct Gated {
+        rt: crate::Runtime,
+        gate: crate::Promise<()>,
+        typed: Vec<Task<()>>,
+        tasks: Vec<AnyTask>,
+        tracker: Tracker,
+    }
+
+    impl Gated {
+        fn new() -> Gated {
+            let rt = crate::Runtime::builder().worker_threads(1).build().unwrap();
+            let gate = crate::Promise::<()>::new();
+            let typed: Vec<Task<()>> = (0..2).map(|_| rt.spawn(gate.clone())).collect();
+            let tasks: Vec<AnyTask> = typed.iter().map(|task| task.as_any().clone()).collect();
+            let tracker = Tracker::new(tasks.clone(), WakeOn::Each, true);
+            Gated {
+                rt,
+                gate,
+                typed,
+                tasks,
+                tracker,
+            }
+        }
+
+        /// Opens the gate and waits for both tasks.
+        fn finish(self) {
+            self.gate.set_result(()).unwrap();
+            let typed = self.typed;
+            self.rt
+                .block_on(async move {
+                    for task in typed {
+                        task.await?;
+                    }
+                    crate::Ok(())
+                })
+                .unwrap();
+        }
+    }
+
     /// Two tasks complete in one order and their done hooks run in the
     /// other (what two workers can do when the second task saw the first
     /// one done): the slots still come out in completion order, and the
     /// second is held back until the first one's hook has run.
     #[test]
     fn slots_come_out_in_completion_order_whatever_order_the_hooks_ran_in() {
-        let rt = crate::Runtime::builder().worker_threads(1).build().unwrap();
-        let gate = crate::Promise::<()>::new();
-        let typed: Vec<Task<()>> = (0..2).map(|_| rt.spawn(gate.clone())).collect();
-        let tasks: Vec<AnyTask> = typed.iter().map(|task| task.as_any().clone()).collect();
-        let tracker = Tracker::new(tasks.clone(), WakeOn::Each, true);
+        let fixture = Gated::new();
+        let (tracker, tasks) = (&fixture.tracker, &fixture.tasks);
         let mut cx = Context::from_waker(Waker::noop());
         tracker.shared.completing(0);
         tracker.shared.completing(1);
@@ -343,25 +381,15 @@ mod tests {
         assert_eq!(tracker.poll_next(&mut cx), Poll::Ready(1));
         // The real completions, later, are ignored.
         tracker.close();
-        gate.set_result(()).unwrap();
-        rt.block_on(async move {
-            for task in typed {
-                task.await?;
-            }
-            crate::Ok(())
-        })
-        .unwrap();
+        fixture.finish();
     }
 
     /// A place taken but never filled before the tracker was closed (its
     /// hook ran after the close) is skipped by `pop_recorded`.
     #[test]
     fn places_left_empty_by_a_close_are_skipped() {
-        let rt = crate::Runtime::builder().worker_threads(1).build().unwrap();
-        let gate = crate::Promise::<()>::new();
-        let typed: Vec<Task<()>> = (0..2).map(|_| rt.spawn(gate.clone())).collect();
-        let tasks: Vec<AnyTask> = typed.iter().map(|task| task.as_any().clone()).collect();
-        let tracker = Tracker::new(tasks.clone(), WakeOn::Each, true);
+        let fixture = Gated::new();
+        let (tracker, tasks) = (&fixture.tracker, &fixture.tasks);
         tracker.shared.completing(0);
         tracker.shared.completing(1);
         tracker.shared.task_done(1, &tasks[1]);
@@ -369,13 +397,6 @@ mod tests {
         tracker.shared.task_done(0, &tasks[0]);
         assert_eq!(tracker.pop_recorded(), Some(1));
         assert_eq!(tracker.pop_recorded(), None);
-        gate.set_result(()).unwrap();
-        rt.block_on(async move {
-            for task in typed {
-                task.await?;
-            }
-            crate::Ok(())
-        })
-        .unwrap();
+        fixture.finish();
     }
 }

@@ -230,14 +230,7 @@ impl AnyTask {
     /// [`remove_internal_callbacks`](Self::remove_internal_callbacks)).
     /// Returns whether it was done (and `hook` told before returning).
     pub(crate) fn on_done_internal(&self, hook: HookRef, token: usize) -> bool {
-        let ready = lock(&self.raw.header().aux)
-            .completion
-            .add_callback(StoredCallback::Hook { hook, token });
-        let done = ready.is_some();
-        if let Some(callback) = ready {
-            callback.run(Some(self));
-        }
-        done
+        self.add_hook(hook, token, false)
     }
 
     /// [`on_done_internal`](Self::on_done_internal), for an observer that
@@ -247,9 +240,17 @@ impl AnyTask {
     /// after the hooks of tasks that completed later (on another worker,
     /// having seen this one done); that call may not.
     pub(crate) fn on_done_in_order(&self, hook: HookRef, token: usize) -> bool {
+        self.add_hook(hook, token, true)
+    }
+
+    /// Registers `hook` (run at once if the task is done: returns whether
+    /// it was); `announce`: the record also tells it the task is completing.
+    fn add_hook(&self, hook: HookRef, token: usize, announce: bool) -> bool {
         let ready = {
             let mut aux = lock(&self.raw.header().aux);
-            aux.completion.announce_completion();
+            if announce {
+                aux.completion.announce_completion();
+            }
             aux.completion
                 .add_callback(StoredCallback::Hook { hook, token })
         };

@@ -577,20 +577,18 @@ unsafe fn complete<T>(ptr: NonNull<Header>, outcome: Result<T, Error>) {
             // body returns ends cancelled.
             Ok(value) if header.state.load().is_cancel_pending() => {
                 discarded = Some(value);
-                let cancellation = aux.take_cancellation();
-                aux.completion.cold_mut().failure_order = header.shared.next_failure_order();
-                Status::Failed(cancellation)
+                Status::Failed(aux.take_cancellation())
             }
             Ok(value) => {
                 // SAFETY: aux lock held; `T` is the output type.
                 unsafe { *raw.output::<T>() = Some(value) };
                 Status::Succeeded
             }
-            Err(error) => {
-                aux.completion.cold_mut().failure_order = header.shared.next_failure_order();
-                Status::Failed(error)
-            }
+            Err(error) => Status::Failed(error),
         };
+        if let Status::Failed(_) = status {
+            aux.completion.cold_mut().failure_order = header.shared.next_failure_order();
+        }
         aux.completion.announce_completing();
         header.state.to_complete();
         aux.completion.finish(status)

@@ -270,10 +270,9 @@ typedef struct spindle_options {
    * when the call returns, without being queued. 0 (the default): they
    * are queued and start later, as with `asyncio.create_task`. Tasks
    * started from a thread that is not one of the runtime's workers
-   * (`spindle_runtime_spawn` there, `spindle_runtime_run`) are queued;
-   * `spindle_runtime_spawn` called from one of the runtime's own tasks
-   * follows this option as `spindle_spawn` does. Other values:
-   * `SPINDLE_EINVAL`.
+   * (`spindle_runtime_run`) and by `spindle_runtime_spawn`, from any
+   * thread, are queued (as asyncio's `run_coroutine_threadsafe` never
+   * starts a task eagerly). Other values: `SPINDLE_EINVAL`.
    */
   uint32_t eager_tasks;
 } spindle_options;
@@ -635,7 +634,9 @@ int spindle_runtime_run(struct spindle_runtime *runtime, spindle_task_fn main, v
 /**
  * Spawns a C task on `runtime` from any thread (inside a task,
  * `spindle_spawn` is enough). `name` may be NULL; `out` may be NULL to
- * detach the task. `arg` stays the caller's (see `spindle_spawn`).
+ * detach the task. `arg` stays the caller's (see `spindle_spawn`). The
+ * task is queued, never started inside the call, even on a runtime with
+ * `eager_tasks` (asyncio's `run_coroutine_threadsafe`).
  *
  * # Safety
  * `runtime` is a live runtime; `name` is NULL or a C string; `out` is NULL

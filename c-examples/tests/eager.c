@@ -6,9 +6,10 @@
  * 200 tasks each spawning the next (past the 64 eager starts that nest on
  * one thread, where spawns are queued) ends with every result; a group's
  * children start eagerly, and one failing in its eager step fails the
- * group; an eager task that blocked can be cancelled; without the option a
- * spawn starts nothing; any value but 0 and 1 is refused. Exits non-zero
- * on any wrong outcome.
+ * group; an eager task that blocked can be cancelled; spindle_runtime_spawn
+ * from one of the runtime's own tasks still queues its task (asyncio's
+ * run_coroutine_threadsafe); without the option a spawn starts nothing;
+ * any value but 0 and 1 is refused. Exits non-zero on any wrong outcome.
  */
 #include "common.h"
 
@@ -62,8 +63,14 @@ static int link_of_chain(void *arg, void **result) {
     return 0;
 }
 
+/* The runtime `eager_main` runs on, and its worker count. */
+struct eager_run {
+    spindle_runtime *rt;
+    uint32_t workers;
+};
+
 static int eager_main(void *arg, void **result) {
-    (void)arg;
+    const struct eager_run *run = arg;
     (void)result;
     int done = 0;
     void *value = NULL;
@@ -109,6 +116,17 @@ static int eager_main(void *arg, void **result) {
     CHECK_RC(spindle_group_spawn(group, fails_at_once, NULL, NULL, NULL), SPINDLE_OK);
     CHECK_RC(spindle_group_wait(group, SPINDLE_OK), SPINDLE_EGROUP);
     CHECK_RC(spindle_group_free(group), SPINDLE_OK);
+
+    /* spindle_runtime_spawn queues, even from the runtime's own task: on
+     * one worker nothing runs the task before this one blocks. */
+    CHECK_RC(spindle_runtime_spawn(run->rt, returns_seven, NULL, NULL, &task), SPINDLE_OK);
+    if (run->workers == 1) {
+        CHECK_RC(spindle_task_done(task, &done), SPINDLE_OK);
+        CHECK(done == 0);
+    }
+    CHECK_RC(spindle_task_join(task, &value), SPINDLE_OK);
+    CHECK((intptr_t)value == 7);
+    CHECK_RC(spindle_task_free(task), SPINDLE_OK);
     return 0;
 }
 
@@ -137,7 +155,8 @@ int main(void) {
         options.workers = workers;
         options.eager_tasks = 1;
         CHECK_RC(spindle_runtime_new(&options, &rt), SPINDLE_OK);
-        CHECK_RC(spindle_runtime_run(rt, eager_main, NULL, NULL), SPINDLE_OK);
+        struct eager_run run = {rt, workers};
+        CHECK_RC(spindle_runtime_run(rt, eager_main, &run, NULL), SPINDLE_OK);
         CHECK_RC(spindle_runtime_free(rt), SPINDLE_OK);
     }
 

@@ -2,7 +2,8 @@
 
 use super::stack::StackPool;
 use super::task::{
-    spawn_c_task, spindle_arg_free_fn, spindle_task, spindle_task_fn, OwnedArg, TaskResult,
+    spawn_c_task, spawn_c_task_in, spindle_arg_free_fn, spindle_task, spindle_task_fn, OwnedArg,
+    TaskResult,
 };
 use super::{boundary, optional_str, SPINDLE_EINVAL, SPINDLE_ERUNTIME, SPINDLE_ESTATE};
 use crate::runtime::{context, Runtime};
@@ -40,10 +41,9 @@ pub struct spindle_options {
     /// when the call returns, without being queued. 0 (the default): they
     /// are queued and start later, as with `asyncio.create_task`. Tasks
     /// started from a thread that is not one of the runtime's workers
-    /// (`spindle_runtime_spawn` there, `spindle_runtime_run`) are queued;
-    /// `spindle_runtime_spawn` called from one of the runtime's own tasks
-    /// follows this option as `spindle_spawn` does. Other values:
-    /// `SPINDLE_EINVAL`.
+    /// (`spindle_runtime_run`) and by `spindle_runtime_spawn`, from any
+    /// thread, are queued (as asyncio's `run_coroutine_threadsafe` never
+    /// starts a task eagerly). Other values: `SPINDLE_EINVAL`.
     pub eager_tasks: u32,
 }
 
@@ -264,7 +264,9 @@ pub unsafe extern "C" fn spindle_runtime_run(
 
 /// Spawns a C task on `runtime` from any thread (inside a task,
 /// `spindle_spawn` is enough). `name` may be NULL; `out` may be NULL to
-/// detach the task. `arg` stays the caller's (see `spindle_spawn`).
+/// detach the task. `arg` stays the caller's (see `spindle_spawn`). The
+/// task is queued, never started inside the call, even on a runtime with
+/// `eager_tasks` (asyncio's `run_coroutine_threadsafe`).
 ///
 /// # Safety
 /// `runtime` is a live runtime; `name` is NULL or a C string; `out` is NULL
@@ -309,8 +311,11 @@ pub unsafe extern "C" fn spindle_runtime_spawn_owned(
         let _entered = runtime.handle().enter();
         // SAFETY: per the contract.
         let name = unsafe { optional_str(name) };
+        let queued = spawn_c_task_in(&rt.stacks, func, arg, name, |builder, fiber| {
+            builder.eager_start(false).try_spawn(fiber)
+        });
         // SAFETY: `out` per the contract.
-        unsafe { spindle_task::hand_out(spawn_c_task(&rt.stacks, func, arg, name), out) }
+        unsafe { spindle_task::hand_out(queued, out) }
     })
 }
 

@@ -1254,7 +1254,8 @@ int spindle_sleep(double seconds);
 
 /**
  * Lets the other ready tasks run (asyncio's `sleep(0)`). A cancellation
- * point.
+ * point. With nothing else to run first, the task goes on at once,
+ * without a switch of stacks.
  */
 int spindle_yield(void);
 

@@ -241,6 +241,31 @@ pub(crate) fn block_on<F: Future + Send>(future: F) -> Option<F::Output> {
     }
 }
 
+/// A yield of the C task on this fiber (`spindle_yield`, `spindle_sleep(0)`)
+/// made in place, without suspending, when its worker would run this task
+/// next anyway (see `scheduler::yield_in_place`): returns the yield's
+/// outcome then (a cancellation requested meanwhile is delivered, as by the
+/// next poll), `None` when the yield must go through the queue or the
+/// caller is not on a live fiber.
+///
+/// Only C tasks yield in place: a C task's fiber polls one future at a
+/// time, so nothing but the fiber sees whether a yield suspended. In Rust a
+/// task may poll several futures at once (`join!`, `select!`, a timeout
+/// scope whose deadline had passed at entry, which expires when its block
+/// next suspends), and they order themselves by those suspensions.
+#[inline(never)]
+pub(crate) fn yield_in_place() -> Option<crate::Result<()>> {
+    // The scheduler's question first: when the answer is no, a yield that
+    // switches pays only for it.
+    if !crate::scheduler::yield_in_place() || current()?.doomed.get() {
+        return None;
+    }
+    Some(match crate::runtime::context::take_current_cancel() {
+        Some(cancel) => Err(cancel),
+        None => Ok(()),
+    })
+}
+
 /// Polls `future` once from the current fiber, without suspending (a
 /// scope's entry). `None` when not called from a fiber.
 pub(crate) fn poll_here<F: Future>(future: Pin<&mut F>) -> Option<Poll<F::Output>> {

@@ -39,6 +39,7 @@ thread_local! {
 pub(crate) const TASK_BUDGET: u32 = 128;
 
 /// Runs `f` with the worker of this thread, if any.
+#[inline]
 pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerCore>) -> R) -> R {
     let worker = CONTEXT.with(|c| c.worker.get());
     // SAFETY: the pointer is set by `WorkerGuard` for the lifetime of the
@@ -87,6 +88,12 @@ pub(crate) fn enter_task(task: RawTask) -> TaskGuard {
         previous_task,
         previous_budget,
     }
+}
+
+/// Gives the current task a fresh budget, as a new poll would (the task
+/// yielded in place, see `scheduler::yield_in_place`).
+pub(crate) fn renew_budget() {
+    CONTEXT.with(|c| c.budget.set(TASK_BUDGET));
 }
 
 /// Marks this thread as polling no task until the guard drops (done

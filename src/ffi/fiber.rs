@@ -26,6 +26,8 @@
 
 use super::stack::{PooledStack, RedZone, StackPool};
 use crate::error::Error;
+use crate::runtime::context;
+use crate::task::raw::RawTask;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -260,10 +262,50 @@ pub(crate) fn yield_in_place() -> Option<crate::Result<()>> {
     if !crate::scheduler::yield_in_place() || current()?.doomed.get() {
         return None;
     }
-    Some(match crate::runtime::context::take_current_cancel() {
+    Some(match context::take_current_cancel() {
         Some(cancel) => Err(cancel),
         None => Ok(()),
     })
+}
+
+/// Before the C task on this fiber waits for `awaited` (`spindle_task_join`):
+/// when its worker would run `awaited` next anyway (the one task queued
+/// there, nothing due in between), runs that step now, nested, instead of
+/// suspending first (see `scheduler::run_awaited_in_place`). If `awaited`
+/// completed in it, this task then goes on as if woken by that completion:
+/// in place when nothing else is queued, else behind what `awaited`
+/// queued. Either way the wait that follows finds `awaited` done and ends
+/// at once, as it would on being woken (a cancellation requested
+/// meanwhile stays pending for the next blocking call, as it would then).
+///
+/// C tasks only, as for [`yield_in_place`].
+#[inline(never)]
+pub(crate) fn run_awaited_in_place(awaited: RawTask) {
+    let ran_to_completion = !awaited.header().state.load().is_complete()
+        && !context::current_cancel_pending()
+        && current().is_some_and(|state| !state.doomed.get())
+        && crate::scheduler::run_awaited_in_place(awaited)
+        && awaited.header().state.load().is_complete();
+    if ran_to_completion && !crate::scheduler::yield_in_place() {
+        block_on(BehindQueued(false));
+    }
+}
+
+/// Goes once to the back of the queue, as a task woken by another's
+/// completion does; unlike `yield_now`, not a cancellation point.
+struct BehindQueued(bool);
+
+impl Future for BehindQueued {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
 }
 
 /// Polls `future` once from the current fiber, without suspending (a

@@ -342,6 +342,7 @@ pub unsafe extern "C" fn spindle_task_join(
         let Some(task) = (unsafe { spindle_task::get(task) }) else {
             return SPINDLE_EINVAL;
         };
+        fiber::run_awaited_in_place(task.as_any().raw);
         match block_on(Join::cloning(task.clone())) {
             // SAFETY: per the contract.
             Ok(outcome) => unsafe { TaskResult(outcome).write_to(result) },

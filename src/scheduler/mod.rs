@@ -32,7 +32,9 @@
 //!   workers: 65-75 ns down to 25-32 ns, as on one worker). A C task's
 //!   yield that would come straight back (nothing queued, nothing due at
 //!   the step boundary) goes on in place instead, without leaving its
-//!   fiber ([`WorkerCore::yield_in_place`]);
+//!   fiber ([`WorkerCore::yield_in_place`]); likewise a C task about to
+//!   join the one task queued after it runs that task's step inside the
+//!   join ([`WorkerCore::run_awaited_in_place`]);
 //! - from any other thread: the injector, and one sleeping worker is woken;
 //! - on a runtime of several workers, a spawn that finds its worker's queue
 //!   holding [`LOCAL_QUEUE_SPILL_AT`] tasks first spills the queue's oldest
@@ -617,7 +619,8 @@ pub(crate) struct WorkerCore {
     /// Freed task blocks this worker reuses for its next spawns (dropped,
     /// and its blocks freed, when the worker exits).
     pub(crate) task_cache: TaskCache,
-    /// Eager first steps running on this thread, nested in one another.
+    /// Task steps running on this thread nested in another one's: eager
+    /// first steps, and awaited steps run in place.
     eager_depth: Cell<u32>,
     /// A task spawned during the current step went to an empty queue
     /// without waking another worker: whether to wake one is decided when
@@ -856,23 +859,15 @@ impl WorkerCore {
     /// being collected), or when [`MAX_EAGER_DEPTH`] steps are already
     /// nested (a chain of eager spawns must not exhaust the thread's stack).
     fn try_run_eagerly(&self, task: Notified) -> Option<Notified> {
-        let depth = self.eager_depth.get();
-        if depth >= MAX_EAGER_DEPTH || self.collecting.get() {
+        if self.eager_depth.get() >= MAX_EAGER_DEPTH || self.collecting.get() {
             return Some(task);
         }
-        /// Restores the depth even if the step unwinds.
-        struct Nested<'a>(&'a Cell<u32>, u32);
-        impl Drop for Nested<'_> {
-            fn drop(&mut self) {
-                self.0.set(self.1);
+        self.nested(|| {
+            if let RunOutcome::Requeue(task) = RawTask::run(task) {
+                // It yielded in its first step: it waits its turn like any new task.
+                self.schedule_local(task, Schedule::Spawn);
             }
-        }
-        self.eager_depth.set(depth + 1);
-        let _nested = Nested(&self.eager_depth, depth);
-        if let RunOutcome::Requeue(task) = RawTask::run(task) {
-            // It yielded in its first step: it waits its turn like any new task.
-            self.schedule_local(task, Schedule::Spawn);
-        }
+        });
         None
     }
 
@@ -880,19 +875,11 @@ impl WorkerCore {
     /// `spindle_yield`, see `ffi::fiber::yield_in_place`), may go on at
     /// once instead: when this worker's next step would run that same task
     /// again, and nothing between the two steps has anything to do. The
-    /// step boundary is then kept here (the tick advances, the budget is
-    /// renewed) instead of through the queue, and the yield skips its
-    /// suspension, requeue and resume: for a C task, the two stack
-    /// switches (a lone `spindle_yield` on one worker: 520 -> 240
-    /// instructions, 75-80 -> 25-28 ns).
-    ///
-    /// Not in place, so through the queue: inside an eager step (the
-    /// task is queued after yielding there), while wakes are collected,
-    /// when anything waits in this worker's queue, LIFO slot or the
-    /// injector (they run first), on a tick whose boundary polls I/O and
-    /// every timer wheel, when a timer of this worker is due, when the
-    /// runtime is stopping, and when the task was woken, cancelled hard or
-    /// is not this runtime's (its next poll must be a real one).
+    /// step boundary is then kept here (see
+    /// [`boundary_in_place`](Self::boundary_in_place)) instead of through
+    /// the queue, and the yield skips its suspension, requeue and resume:
+    /// for a C task, the two stack switches (a lone `spindle_yield` on one
+    /// worker: 520 -> 246 instructions, 75-80 -> 25-28 ns).
     #[inline]
     fn yield_in_place(&self) -> bool {
         // The likeliest reason not to, and the cheapest to see, inline: a
@@ -902,14 +889,23 @@ impl WorkerCore {
         if self.queued() != 0 || !slot.load(Relaxed).is_null() {
             return false;
         }
-        self.yield_in_place_when_alone()
+        self.boundary_in_place()
     }
 
-    /// The rest of [`yield_in_place`](Self::yield_in_place)'s conditions,
-    /// once no task waits in this worker's queue or slot; keeps the step
-    /// boundary if they hold.
+    /// Whether the step boundary after the current task's step, with no
+    /// task waiting in this worker's queue or slot ahead of the next step,
+    /// has nothing to do; if so, keeps its bookkeeping here (the tick
+    /// advances, the timer look counts down, the budget is renewed) so that
+    /// the next step can follow without going through the worker loop.
+    ///
+    /// Nothing to do means: not inside an eager step (a task that suspends
+    /// there hands the thread back to its spawner), not while wakes are
+    /// collected, nothing in the injector, not stopping, the current task
+    /// neither woken nor aborted and of this runtime (its next poll must be
+    /// a real one), not the tick whose boundary polls I/O and every timer
+    /// wheel, and no timer of this worker due.
     #[inline(never)]
-    fn yield_in_place_when_alone(&self) -> bool {
+    fn boundary_in_place(&self) -> bool {
         if self.eager_depth.get() != 0
             || self.collecting.get()
             || !self.shared.injector.is_empty()
@@ -954,6 +950,53 @@ impl WorkerCore {
         self.spilled_in_step.set(false);
         context::renew_budget();
         true
+    }
+
+    /// Runs the step of `awaited` now, nested in the current task's step,
+    /// when the current task is about to wait for it (a C task's
+    /// `spindle_task_join`, see `ffi::fiber::run_awaited_in_place`) and the
+    /// worker would run `awaited` next anyway: it is the one task queued
+    /// here and the boundary has nothing to do. The order is that of the
+    /// wait: the current task would suspend, `awaited` would run its step,
+    /// then whatever it queued. Returns whether the step ran.
+    fn run_awaited_in_place(&self, awaited: RawTask) -> bool {
+        let slot = &self.shared.remotes[self.index].lifo;
+        if self.queued() != 1 || !slot.load(Relaxed).is_null() {
+            return false;
+        }
+        let Some(front) = self.pop_local() else {
+            return false;
+        };
+        if front.raw().as_ptr() != awaited.as_ptr() || !self.boundary_in_place() {
+            // Back where it was, alone in the queue.
+            self.local.push(front);
+            return false;
+        }
+        self.nested(|| {
+            if let RunOutcome::Requeue(task) = RawTask::run(front) {
+                self.requeue_yielded(task);
+            }
+        });
+        if self.spawn_offer_deferred.replace(false) {
+            self.offer_spare_work();
+        }
+        true
+    }
+
+    /// Runs `step`, a task's step nested in the current one, counted in
+    /// [`eager_depth`](Self::eager_depth) (restored even if it unwinds).
+    fn nested(&self, step: impl FnOnce()) {
+        /// Restores the depth even if the step unwinds.
+        struct Nested<'a>(&'a Cell<u32>, u32);
+        impl Drop for Nested<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1);
+            }
+        }
+        let depth = self.eager_depth.get();
+        self.eager_depth.set(depth + 1);
+        let _nested = Nested(&self.eager_depth, depth);
+        step();
     }
 
     fn run_task(&self, task: Notified) {
@@ -1219,6 +1262,13 @@ pub(crate) fn yield_in_place() -> bool {
     context::with_worker(|worker| worker.is_some_and(WorkerCore::yield_in_place))
 }
 
+/// Runs the step of `awaited`, which the task being polled on this thread
+/// is about to wait for, now, if it is what this worker would run next
+/// anyway (see `WorkerCore::run_awaited_in_place`). `false` off a worker.
+pub(crate) fn run_awaited_in_place(awaited: RawTask) -> bool {
+    context::with_worker(|worker| worker.is_some_and(|w| w.run_awaited_in_place(awaited)))
+}
+
 /// The body of worker thread `index`.
 pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: LocalQueue<Notified>) {
     let task_cache = TaskCache::new(shared.block_pool.clone());
@@ -1252,7 +1302,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, index: usize, local: LocalQueue<No
 
 #[cfg(all(test, not(spindle_loom)))]
 mod tests {
-    use super::yield_in_place;
+    use super::{run_awaited_in_place, yield_in_place};
     use std::future::poll_fn;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
@@ -1330,6 +1380,35 @@ mod tests {
                     });
                 assert!(!eager_in_place.load(Ordering::SeqCst));
                 eager.await?;
+                crate::Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn the_one_task_queued_runs_in_place_when_awaited() {
+        one_worker()
+            .block_on(async {
+                // Whatever the runtime queued at start runs first.
+                crate::yield_now().await?;
+                let child = crate::spawn(async { crate::Ok(7) });
+                let mut ran = false;
+                for _ in 0..3 {
+                    // (one boundary in GLOBAL_QUEUE_INTERVAL polls I/O)
+                    if run_awaited_in_place(child.as_any().raw) {
+                        ran = true;
+                        break;
+                    }
+                }
+                assert!(ran && child.done());
+                assert_eq!(child.await?, 7);
+                // Not the one queued: it stays where it was, in order.
+                let first = crate::spawn(async { crate::Ok(1) });
+                let second = crate::spawn(async { crate::Ok(2) });
+                assert!(!run_awaited_in_place(second.as_any().raw));
+                assert!(!run_awaited_in_place(first.as_any().raw));
+                assert!(!first.done() && !second.done());
+                assert_eq!(crate::gather([first, second]).await?, [1, 2]);
                 crate::Ok(())
             })
             .unwrap();

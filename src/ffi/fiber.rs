@@ -118,6 +118,10 @@ impl Fiber {
 impl Future for Fiber {
     type Output = crate::Result<usize>;
 
+    /// Inlined into the task's poll for the reason `ffi::boundary` is: one
+    /// frame fewer to return through after each switch (a yield between two
+    /// C tasks: median 99.8 -> 76.4 ns with both, one worker).
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<crate::Result<usize>> {
         // SAFETY: nothing is moved out of the fiber; its state's address,
         // published in CURRENT below, stays valid until it is dropped.

@@ -61,9 +61,11 @@ pub(crate) struct Header {
     /// `registry_key` instead of padding the lock's data.
     pub(crate) cancel_requests: AtomicU32,
     /// The task's slot in the runtime's registry, [`NOT_REGISTERED`] when
-    /// not registered. Written only under the lock of the registry shard the
-    /// task belongs to; an atomic so that a completing task may read it
-    /// without that lock (`Relaxed` everywhere: the lock orders the writes).
+    /// not registered. Written under the lock of the registry shard the
+    /// task belongs to, except by the completing task itself
+    /// (`Registry::take_key`), whose store may meet only `close`'s, of the
+    /// same value; an atomic so that those accesses without the lock are
+    /// not data races (`Relaxed` everywhere: the lock orders the others).
     pub(crate) registry_key: AtomicU32,
 }
 
@@ -217,13 +219,15 @@ impl RawTask {
         // SAFETY: the block is unused, and `layout_for` keeps (or raises)
         // the cell's size and alignment.
         unsafe { block.write(cell) };
-        // SAFETY: just written.
         #[cfg(spindle_helgrind)]
-        unsafe { block.as_ref() }
-            .prefix
-            .header
-            .state
-            .announce_initialized();
+        {
+            // SAFETY: just written.
+            let header = &unsafe { block.as_ref() }.prefix.header;
+            header.state.announce_initialized();
+            // A completing task's `Registry::take_key` and the registry's
+            // `close` may both store NOT_REGISTERED, without a common lock.
+            crate::valgrind::atomic_only(&header.registry_key);
+        }
         RawTask { ptr: block.cast() }
     }
 

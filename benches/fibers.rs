@@ -371,17 +371,20 @@ unsafe extern "C" fn spawn_join_loop(arg: *mut c_void, _result: *mut *mut c_void
 fn fiber_switch(c: &mut Criterion) {
     const G: &str = "fiber_switch";
     let mut group = group(c, G);
-    {
-        const NAME: &str = "spindle_c_yield_pair_1worker";
-        let rt = CRuntime::new(1, false);
-        group.bench_function(NAME, |b| {
+    for (name, workers, main) in [
+        ("spindle_c_yield_pair_1worker", 1, yield_pair_loop as TaskFn),
+        ("spindle_c_yield", workers(), yield_loop),
+        ("spindle_c_yield_1worker", 1, yield_loop),
+    ] {
+        let rt = CRuntime::new(workers, false);
+        group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let mut l = Loop {
                     iters,
                     elapsed: Duration::ZERO,
                 };
-                rt.run(yield_pair_loop, &mut l, NAME);
-                record(G, NAME, iters, l.elapsed)
+                rt.run(main, &mut l, name);
+                record(G, name, iters, l.elapsed)
             })
         });
     }
@@ -410,22 +413,6 @@ fn fiber_switch(c: &mut Criterion) {
                     })
                     .expect("yield pair");
                 record(G, NAME, iters, elapsed)
-            })
-        });
-    }
-    for (name, workers) in [
-        ("spindle_c_yield", workers()),
-        ("spindle_c_yield_1worker", 1),
-    ] {
-        let rt = CRuntime::new(workers, false);
-        group.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let mut l = Loop {
-                    iters,
-                    elapsed: Duration::ZERO,
-                };
-                rt.run(yield_loop, &mut l, name);
-                record(G, name, iters, l.elapsed)
             })
         });
     }

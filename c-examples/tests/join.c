@@ -80,6 +80,25 @@ static void maybe_bystander(int with_bystander) {
         CHECK_RC(spindle_spawn(bystander, NULL, NULL, NULL), SPINDLE_OK);
 }
 
+/* Spawns `child` (after a bystander when `with_bystander`), joins it, and
+ * checks its result and the order of the steps: `order_alone` ('M' is the
+ * joiner after the join), behind the bystander's 'B' if there is one. */
+static void join_in_order(spindle_task_fn child, intptr_t result, int with_bystander,
+                          const char *order_alone) {
+    char expected[sizeof order];
+    snprintf(expected, sizeof expected, "%s%s", with_bystander ? "B" : "", order_alone);
+    reset_order();
+    maybe_bystander(with_bystander);
+    spindle_task *task = NULL;
+    void *value = NULL;
+    CHECK_RC(spindle_spawn(child, NULL, NULL, &task), SPINDLE_OK);
+    CHECK_RC(spindle_task_join(task, &value), SPINDLE_OK);
+    step('M');
+    CHECK((intptr_t)value == result);
+    CHECK(strcmp(order, expected) == 0);
+    CHECK_RC(spindle_task_free(task), SPINDLE_OK);
+}
+
 static int orders_main(void *arg, void **result) {
     (void)arg;
     (void)result;
@@ -91,29 +110,11 @@ static int orders_main(void *arg, void **result) {
         CHECK_RC(spindle_yield(), SPINDLE_OK);
         spindle_task *task = NULL;
         void *value = NULL;
-        const char *expected;
 
         /* The joined task, the task it spawned, then the joiner. */
-        reset_order();
-        maybe_bystander(with_bystander);
-        CHECK_RC(spindle_spawn(child_spawning, NULL, NULL, &task), SPINDLE_OK);
-        CHECK_RC(spindle_task_join(task, &value), SPINDLE_OK);
-        step('M');
-        CHECK((intptr_t)value == 3);
-        expected = with_bystander ? "BCXM" : "CXM";
-        CHECK(strcmp(order, expected) == 0);
-        CHECK_RC(spindle_task_free(task), SPINDLE_OK);
-
+        join_in_order(child_spawning, 3, with_bystander, "CXM");
         /* A joined task that blocks: the joiner waits for it. */
-        reset_order();
-        maybe_bystander(with_bystander);
-        CHECK_RC(spindle_spawn(child_blocking, NULL, NULL, &task), SPINDLE_OK);
-        CHECK_RC(spindle_task_join(task, &value), SPINDLE_OK);
-        step('M');
-        CHECK((intptr_t)value == 5);
-        expected = with_bystander ? "BCcM" : "CcM";
-        CHECK(strcmp(order, expected) == 0);
-        CHECK_RC(spindle_task_free(task), SPINDLE_OK);
+        join_in_order(child_blocking, 5, with_bystander, "CcM");
 
         /* A joined task that cancels its joiner: the join returns the
          * result (the task is done when the joiner next runs), the next

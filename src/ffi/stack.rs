@@ -20,15 +20,31 @@
 //!
 //! Stacks are registered with Valgrind (a no-op outside it) so that
 //! memcheck follows the switches.
+//!
+//! # The spare slot
+//! A fiber that spawns and joins a short C task gives its stack back just
+//! before the next spawn takes one. So the pool keeps the last stack given
+//! back in one atomic word ([`SpareSlot`]) in front of its mutex: a give
+//! that finds the word empty, and a take that finds it full, touch the word
+//! alone (one read-modify-write each, where the mutex costs two). The word
+//! holds a free slot's address with its guard flag in bit 0 (addresses are
+//! page aligned), or 0. A giver owns the slot it stores, a taker the slot
+//! it swaps out, so no slot is ever in two hands; orderings: the giver's
+//! compare-and-swap is `Release` and the taker's swap `Acquire`, so what
+//! the last fiber on a stack wrote (its canary included) is visible to the
+//! next owner. The `Relaxed` loads before them only decide whether to try.
+//! In helgrind builds the pair is announced as a happens-before edge on the
+//! word (a failed give announces one that nothing uses).
 
 use super::overflow;
-use crate::loom::{lock, Mutex};
+use crate::loom::{lock, AtomicUsize as SpareWord, Mutex};
 use corosensei::stack::valgrind::ValgrindStackRegistration;
 use corosensei::stack::{Stack, StackPointer};
 use std::io;
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Arc;
 
 /// Stacks mapped together.
@@ -93,11 +109,63 @@ struct Slot {
 // SAFETY: a free slot is plain memory owned by the pool.
 unsafe impl Send for Slot {}
 
+impl Slot {
+    /// The slot as a [`SpareSlot`] word: its address, the guard flag in
+    /// bit 0 (never 0: the address is not null).
+    fn into_word(self) -> usize {
+        self.low.as_ptr().expose_provenance() | usize::from(self.guarded)
+    }
+
+    /// The slot [`into_word`](Self::into_word) made.
+    fn from_word(word: usize) -> Slot {
+        Slot {
+            // Exposed again: the word came from a pointer to the mapping.
+            low: NonNull::new(std::ptr::with_exposed_provenance_mut(word & !1))
+                .expect("a spare word is not 0"),
+            guarded: word & 1 == 1,
+        }
+    }
+}
+
+/// One free slot kept outside the pool's mutex (module documentation,
+/// "The spare slot"): a word, 0 when empty.
+struct SpareSlot(SpareWord);
+
+impl SpareSlot {
+    fn new() -> SpareSlot {
+        SpareSlot(SpareWord::new(0))
+    }
+
+    /// Stores `word` (not 0) if the slot is empty; whether it did.
+    fn put(&self, word: usize) -> bool {
+        if self.0.load(Relaxed) != 0 {
+            return false;
+        }
+        // The release below, for helgrind (which does not see atomics).
+        #[cfg(spindle_helgrind)]
+        crate::valgrind::happens_before(&self.0);
+        self.0.compare_exchange(0, word, Release, Relaxed).is_ok()
+    }
+
+    /// Takes the word stored, if any.
+    fn take(&self) -> Option<usize> {
+        if self.0.load(Relaxed) == 0 {
+            return None;
+        }
+        let word = self.0.swap(0, Acquire);
+        #[cfg(spindle_helgrind)]
+        crate::valgrind::happens_after(&self.0);
+        (word != 0).then_some(word)
+    }
+}
+
 /// Stacks of one size for one runtime.
 pub(crate) struct StackPool {
     /// Usable bytes per stack (a multiple of the page size).
     stack_size: usize,
     page: usize,
+    /// The last slot given back, if it found the spare empty.
+    spare: SpareSlot,
     state: Mutex<PoolState>,
 }
 
@@ -114,6 +182,7 @@ impl StackPool {
         Arc::new(StackPool {
             stack_size,
             page,
+            spare: SpareSlot::new(),
             state: Mutex::new(PoolState {
                 free: Vec::new(),
                 regions: Vec::new(),
@@ -123,16 +192,19 @@ impl StackPool {
 
     /// A stack, reused if one is free, else carved from a new region.
     pub(crate) fn take(self: &Arc<Self>) -> io::Result<PooledStack> {
-        let slot = {
-            let mut state = lock(&self.state);
-            match state.free.pop() {
-                Some(slot) => slot,
-                None => {
-                    let (region, mut slots) = self.map_region()?;
-                    state.regions.push(region);
-                    let slot = slots.pop().expect("a region has slots");
-                    state.free.extend(slots);
-                    slot
+        let slot = match self.spare.take() {
+            Some(word) => Slot::from_word(word),
+            None => {
+                let mut state = lock(&self.state);
+                match state.free.pop() {
+                    Some(slot) => slot,
+                    None => {
+                        let (region, mut slots) = self.map_region()?;
+                        state.regions.push(region);
+                        let slot = slots.pop().expect("a region has slots");
+                        state.free.extend(slots);
+                        slot
+                    }
                 }
             }
         };
@@ -146,7 +218,13 @@ impl StackPool {
                 self.stack_size,
             )),
         };
-        stack.arm_red_zone();
+        // A stack given back keeps its canary: the fiber driver checked the
+        // zone's ends after the last switch of the fiber it held. So only a
+        // slot whose ends are not the canary (a fresh one) is filled, which
+        // saves 32 stores on every other take.
+        if stack.red_zone().overflowed() {
+            stack.arm_red_zone();
+        }
         Ok(stack)
     }
 
@@ -195,8 +273,13 @@ impl StackPool {
         Ok((region, slots))
     }
 
-    /// Returns a slot to the free list.
+    /// Returns a slot to the spare word, or else to the free list.
     fn give_back(&self, slot: Slot) {
+        let word = slot.into_word();
+        if self.spare.put(word) {
+            return;
+        }
+        let slot = Slot::from_word(word);
         let mut state = lock(&self.state);
         state.free.push(slot);
     }
@@ -338,9 +421,127 @@ mod tests {
         let regions = pool.state.lock().unwrap().regions.len();
         assert_eq!(regions, 1000usize.div_ceil(STACKS_PER_REGION));
         drop(stacks);
+        // The first stack given back waits in the spare word.
+        assert!(pool.spare.take().is_some());
         assert_eq!(
             pool.state.lock().unwrap().free.len(),
-            regions * STACKS_PER_REGION
+            regions * STACKS_PER_REGION - 1
         );
+    }
+
+    #[test]
+    fn the_spare_word_holds_the_last_stack_given_back_when_empty() {
+        let pool = StackPool::new(MIN_STACK_SIZE);
+        let a = pool.take().unwrap();
+        let b = pool.take().unwrap();
+        let (a_base, b_base) = (a.base(), b.base());
+        drop(a);
+        drop(b); // the spare is full: b goes to the list
+        assert_eq!(pool.state.lock().unwrap().free.len(), STACKS_PER_REGION - 1);
+        let spare = pool.take().unwrap();
+        assert_eq!(spare.base(), a_base, "the spare is taken first");
+        assert!(!spare.red_zone().overflowed(), "its canary is intact");
+        let listed = pool.take().unwrap();
+        assert_eq!(listed.base(), b_base, "then the list, most recent first");
+        assert_eq!(pool.spare.take(), None);
+    }
+
+    #[test]
+    fn a_spare_word_keeps_the_guard_flag() {
+        let pool = StackPool::new(MIN_STACK_SIZE);
+        let stack = pool.take().unwrap();
+        for guarded in [false, true] {
+            let slot = Slot {
+                low: stack.low,
+                guarded,
+            };
+            let back = Slot::from_word(slot.into_word());
+            assert_eq!((back.low, back.guarded), (stack.low, guarded));
+        }
+    }
+
+    #[test]
+    fn a_reused_stack_whose_canary_was_hit_is_armed_again() {
+        let pool = StackPool::new(MIN_STACK_SIZE);
+        let stack = pool.take().unwrap();
+        let low = stack.low;
+        // SAFETY: the zone's top word, inside the stack, ours to write in
+        // a test (as an unchecked write past a fiber's end would).
+        unsafe {
+            low.as_ptr()
+                .add(RED_ZONE - 8)
+                .cast::<u64>()
+                .write_volatile(0)
+        };
+        drop(stack);
+        let again = pool.take().unwrap();
+        assert_eq!(again.low, low);
+        assert!(!again.red_zone().overflowed());
+    }
+}
+
+#[cfg(all(test, spindle_loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::{thread, yield_now, Arc, RaceCell};
+
+    /// What a giver wrote to a stack before giving it through the spare
+    /// word is visible to the thread that takes it; a full word refuses a
+    /// give, an empty one takes it, and a word is taken once.
+    #[test]
+    fn a_spare_word_hands_a_stack_over_with_what_its_giver_wrote() {
+        loom::model(|| {
+            let spare = Arc::new(SpareSlot::new());
+            // The "stack": written by the giver before the give, read by
+            // the taker. Words are page addresses in real life; any
+            // non-zero value with bit 0 clear will do here.
+            let memory = Arc::new(RaceCell::new(0u64));
+            let giver = {
+                let (spare, memory) = (spare.clone(), memory.clone());
+                thread::spawn(move || {
+                    // SAFETY: the giver owns the stack until it gives it.
+                    memory.with_mut(|p| unsafe { *p = 7 });
+                    assert!(spare.put(2), "an empty word takes a give");
+                })
+            };
+            let word = loop {
+                if let Some(word) = spare.take() {
+                    break word;
+                }
+                yield_now();
+            };
+            assert_eq!(word, 2);
+            // SAFETY: the taker owns the stack it took.
+            assert_eq!(
+                memory.with(|p| unsafe { *p }),
+                7,
+                "the giver's write is visible"
+            );
+            giver.join().unwrap();
+            assert_eq!(spare.take(), None, "taken once");
+        });
+    }
+
+    /// Two givers race for an empty word: exactly one succeeds, and its
+    /// word is the one taken.
+    #[test]
+    fn of_two_gives_at_once_exactly_one_is_kept() {
+        loom::model(|| {
+            let spare = Arc::new(SpareSlot::new());
+            let givers: Vec<_> = [2, 4]
+                .into_iter()
+                .map(|word| {
+                    let spare = spare.clone();
+                    thread::spawn(move || spare.put(word).then_some(word))
+                })
+                .collect();
+            let kept: Vec<usize> = givers
+                .into_iter()
+                .filter_map(|giver| giver.join().unwrap())
+                .collect();
+            assert_eq!(kept.len(), 1, "one give kept: {kept:?}");
+            assert_eq!(spare.take(), Some(kept[0]));
+            assert_eq!(spare.take(), None);
+        });
     }
 }

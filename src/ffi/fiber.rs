@@ -52,6 +52,8 @@ struct FiberState {
     cx: Cell<*mut Context<'static>>,
     /// The coroutine's yielder, set when the fiber starts.
     yielder: Cell<*const Yielder<(), ()>>,
+    /// Also what keeps the pool of this fiber's own stack alive (the stack
+    /// does not count itself, see `StackPool::take`).
     pool: Arc<StackPool>,
     /// The fiber is being destroyed while suspended: every blocking call
     /// fails with a cancellation until the C function returns.
@@ -68,7 +70,8 @@ pub(crate) struct Fiber {
     /// first is the coroutine, but the probe is never read after that).
     red_zone: RedZone,
     /// Declared after the coroutine: a coroutine dropped while suspended
-    /// unwinds first, and its frames may still read the state.
+    /// unwinds first, and its frames may still read the state; and its
+    /// stack goes back to the pool that `state.pool` keeps alive.
     state: FiberState,
     /// A stack overflow was found: the fiber must not run again.
     overflowed: bool,
@@ -91,7 +94,9 @@ impl Fiber {
     where
         B: FnOnce() -> crate::Result<usize> + Send + 'static,
     {
-        let stack = pool.take()?;
+        // SAFETY: the stack lives in `coroutine`, which is dropped before
+        // `state` and the `pool` clone it keeps (field order).
+        let stack = unsafe { pool.take() }?;
         let red_zone = stack.red_zone();
         let coroutine = Coroutine::with_stack(stack, move |yielder: &Yielder<(), ()>, ()| {
             // The first resume set CURRENT to this fiber's state.

@@ -90,7 +90,7 @@ impl Drop for Region {
             overflow::unwatch(index);
         }
         // SAFETY: `base..base+len` is a mapping this region made and owns;
-        // every stack carved from it is back in the pool (stacks hold the
+        // every stack carved from it is back in the pool (their fibers keep the
         // pool alive).
         unsafe {
             libc::munmap(self.base.as_ptr().cast(), self.len);
@@ -191,7 +191,15 @@ impl StackPool {
     }
 
     /// A stack, reused if one is free, else carved from a new region.
-    pub(crate) fn take(self: &Arc<Self>) -> io::Result<PooledStack> {
+    ///
+    /// The stack points back to this pool without counting itself as an
+    /// owner (an `Arc` clone and drop per fiber were two atomic
+    /// read-modify-writes on every C spawn: about 3% of a spawn + join).
+    ///
+    /// # Safety
+    /// The pool outlives the stack: the caller keeps an `Arc` of it at
+    /// least until the stack is dropped.
+    pub(crate) unsafe fn take(&self) -> io::Result<PooledStack> {
         let slot = match self.spare.take() {
             Some(word) => Slot::from_word(word),
             None => {
@@ -212,7 +220,7 @@ impl StackPool {
             low: slot.low,
             guarded: slot.guarded,
             size: self.stack_size,
-            pool: self.clone(),
+            pool: NonNull::from(self),
             valgrind: ManuallyDrop::new(ValgrindStackRegistration::new(
                 slot.low.as_ptr(),
                 self.stack_size,
@@ -290,14 +298,23 @@ pub(crate) struct PooledStack {
     low: NonNull<u8>,
     guarded: bool,
     size: usize,
-    pool: Arc<StackPool>,
+    /// Alive until this stack is dropped (the contract of
+    /// [`StackPool::take`]).
+    pool: NonNull<StackPool>,
     valgrind: ManuallyDrop<ValgrindStackRegistration>,
 }
 
 // SAFETY: the stack is memory owned by this value alone; moving it to
 // another thread moves that ownership (a suspended fiber may resume on
-// another worker).
+// another worker). The pool it points to is `Sync` (a mutex and atomics).
 unsafe impl Send for PooledStack {}
+
+impl PooledStack {
+    fn pool(&self) -> &StackPool {
+        // SAFETY: the pool outlives this stack (the contract of `take`).
+        unsafe { self.pool.as_ref() }
+    }
+}
 
 impl PooledStack {
     fn red_zone_start(&self) -> *mut u64 {
@@ -359,7 +376,7 @@ unsafe impl Stack for PooledStack {
     }
 
     fn limit(&self) -> StackPointer {
-        let guard = if self.guarded { self.pool.page } else { 0 };
+        let guard = if self.guarded { self.pool().page } else { 0 };
         StackPointer::new(self.low.as_ptr() as usize - guard).expect("non-null")
     }
 }
@@ -368,7 +385,7 @@ impl Drop for PooledStack {
     fn drop(&mut self) {
         // SAFETY: dropped once, here.
         unsafe { ManuallyDrop::drop(&mut self.valgrind) };
-        self.pool.give_back(Slot {
+        self.pool().give_back(Slot {
             low: self.low,
             guarded: self.guarded,
         });
@@ -379,16 +396,22 @@ impl Drop for PooledStack {
 mod tests {
     use super::*;
 
+    /// A stack of `pool`, which every test keeps until its stacks are gone.
+    fn take(pool: &Arc<StackPool>) -> PooledStack {
+        // SAFETY: each test drops its stacks before its pool.
+        unsafe { pool.take() }.unwrap()
+    }
+
     #[test]
     fn stacks_are_reused_and_distinct() {
         let pool = StackPool::new(32 * 1024);
-        let a = pool.take().unwrap();
-        let b = pool.take().unwrap();
+        let a = take(&pool);
+        let b = take(&pool);
         assert_ne!(a.base(), b.base());
         assert_eq!(a.base().get() - a.low.as_ptr() as usize, pool.stack_size);
         let a_base = a.base();
         drop(a);
-        let c = pool.take().unwrap();
+        let c = take(&pool);
         assert_eq!(
             c.base(),
             a_base,
@@ -400,7 +423,7 @@ mod tests {
     #[test]
     fn the_red_zone_detects_a_write_past_the_end() {
         let pool = StackPool::new(MIN_STACK_SIZE);
-        let stack = pool.take().unwrap();
+        let stack = take(&pool);
         let probe = stack.red_zone();
         assert!(!probe.overflowed());
         // SAFETY: the first word of the stack is ours to write in a test.
@@ -417,7 +440,7 @@ mod tests {
     #[test]
     fn thousands_of_stacks_fit_in_few_regions() {
         let pool = StackPool::new(MIN_STACK_SIZE);
-        let stacks: Vec<_> = (0..1000).map(|_| pool.take().unwrap()).collect();
+        let stacks: Vec<_> = (0..1000).map(|_| take(&pool)).collect();
         let regions = pool.state.lock().unwrap().regions.len();
         assert_eq!(regions, 1000usize.div_ceil(STACKS_PER_REGION));
         drop(stacks);
@@ -432,16 +455,16 @@ mod tests {
     #[test]
     fn the_spare_word_holds_the_last_stack_given_back_when_empty() {
         let pool = StackPool::new(MIN_STACK_SIZE);
-        let a = pool.take().unwrap();
-        let b = pool.take().unwrap();
+        let a = take(&pool);
+        let b = take(&pool);
         let (a_base, b_base) = (a.base(), b.base());
         drop(a);
         drop(b); // the spare is full: b goes to the list
         assert_eq!(pool.state.lock().unwrap().free.len(), STACKS_PER_REGION - 1);
-        let spare = pool.take().unwrap();
+        let spare = take(&pool);
         assert_eq!(spare.base(), a_base, "the spare is taken first");
         assert!(!spare.red_zone().overflowed(), "its canary is intact");
-        let listed = pool.take().unwrap();
+        let listed = take(&pool);
         assert_eq!(listed.base(), b_base, "then the list, most recent first");
         assert_eq!(pool.spare.take(), None);
     }
@@ -449,7 +472,7 @@ mod tests {
     #[test]
     fn a_spare_word_keeps_the_guard_flag() {
         let pool = StackPool::new(MIN_STACK_SIZE);
-        let stack = pool.take().unwrap();
+        let stack = take(&pool);
         for guarded in [false, true] {
             let slot = Slot {
                 low: stack.low,
@@ -463,7 +486,7 @@ mod tests {
     #[test]
     fn a_reused_stack_whose_canary_was_hit_is_armed_again() {
         let pool = StackPool::new(MIN_STACK_SIZE);
-        let stack = pool.take().unwrap();
+        let stack = take(&pool);
         let low = stack.low;
         // SAFETY: the zone's top word, inside the stack, ours to write in
         // a test (as an unchecked write past a fiber's end would).
@@ -474,7 +497,7 @@ mod tests {
                 .write_volatile(0)
         };
         drop(stack);
-        let again = pool.take().unwrap();
+        let again = take(&pool);
         assert_eq!(again.low, low);
         assert!(!again.red_zone().overflowed());
     }

@@ -193,6 +193,14 @@ fn workers() -> usize {
     thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// A spindle runtime with `workers` worker threads, for the Rust rows.
+fn spindle_rt(workers: usize) -> spindle::Runtime {
+    spindle::Runtime::builder()
+        .worker_threads(workers)
+        .build()
+        .expect("build the spindle runtime")
+}
+
 /// Live fibers per peer (the figure), and in test mode.
 const LIVE: usize = 100_000;
 const LIVE_TEST: usize = 2_000;
@@ -390,10 +398,7 @@ fn fiber_switch(c: &mut Criterion) {
     }
     {
         const NAME: &str = "spindle_rust_yield_now_pair_1worker";
-        let rt = spindle::Runtime::builder()
-            .worker_threads(1)
-            .build()
-            .expect("build the spindle runtime");
+        let rt = spindle_rt(1);
         group.bench_function(NAME, |b| {
             b.iter_custom(|iters| {
                 let elapsed = rt
@@ -420,10 +425,7 @@ fn fiber_switch(c: &mut Criterion) {
         ("spindle_rust_yield_now", workers()),
         ("spindle_rust_yield_now_1worker", 1),
     ] {
-        let rt = spindle::Runtime::builder()
-            .worker_threads(workers)
-            .build()
-            .expect("build the spindle runtime");
+        let rt = spindle_rt(workers);
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let elapsed = rt
@@ -566,10 +568,7 @@ fn fiber_spawn_join(c: &mut Criterion) {
         ("spindle_rust_task", workers()),
         ("spindle_rust_task_1worker", 1),
     ] {
-        let rt = spindle::Runtime::builder()
-            .worker_threads(workers)
-            .build()
-            .expect("build the spindle runtime");
+        let rt = spindle_rt(workers);
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let elapsed = rt

@@ -99,6 +99,7 @@ impl Drop for Region {
 }
 
 /// A free slot.
+#[derive(Clone, Copy)]
 struct Slot {
     /// The lowest usable address (above the guard page, if any).
     low: NonNull<u8>,
@@ -283,11 +284,9 @@ impl StackPool {
 
     /// Returns a slot to the spare word, or else to the free list.
     fn give_back(&self, slot: Slot) {
-        let word = slot.into_word();
-        if self.spare.put(word) {
+        if self.spare.put(slot.into_word()) {
             return;
         }
-        let slot = Slot::from_word(word);
         let mut state = lock(&self.state);
         state.free.push(slot);
     }

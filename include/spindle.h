@@ -709,7 +709,8 @@ int spindle_timeout_end(struct spindle_timeout *scope, int status);
 
 /**
  * Moves the deadline of an entered scope to `seconds` from now (negative:
- * no deadline).
+ * no deadline). Zero expires the scope when its task next suspends if the
+ * task itself calls this, else at once (as `Timeout::reschedule`).
  *
  * # Safety
  * `scope` is NULL or a live scope.

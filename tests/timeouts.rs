@@ -312,6 +312,55 @@ fn case_61_reschedule_moves_the_deadline() {
     });
 }
 
+/// A deadline moved into the past from outside the block fires at once,
+/// though the block is suspended: asyncio's `reschedule` schedules the
+/// expiry with `call_soon`, which runs after the caller's step, not at the
+/// block's next await. Moved from another task, and from a thread outside
+/// the runtime. (Checked with CPython 3.13: a block sleeping 5 s under
+/// `timeout(10)`, rescheduled to `loop.time() - 1` by another task after
+/// 50 ms, times out after 0.05 s.)
+#[test]
+fn case_61_a_past_deadline_set_from_outside_fires_at_once() {
+    run_on(2, || async {
+        for from_plain_thread in [false, true] {
+            let scope = Timeout::after(Duration::from_secs(100));
+            let entered = spindle::Promise::<()>::new();
+            let (s, e) = (scope.clone(), entered.clone());
+            let task = spindle::spawn(async move {
+                s.run(async move {
+                    e.set_result(())?;
+                    spindle::sleep(Duration::from_secs(50)).await
+                })
+                .await
+            });
+            entered.await?;
+            let start = Instant::now();
+            let past = Some(start - ms(1));
+            if from_plain_thread {
+                let s = scope.clone();
+                std::thread::spawn(move || s.reschedule(past))
+                    .join()
+                    .expect("the rescheduling thread")?;
+            } else {
+                scope.reschedule(past)?;
+            }
+            let err = task.clone().await.unwrap_err();
+            assert!(
+                err.is_timeout(),
+                "{err:?} (from a plain thread: {from_plain_thread})"
+            );
+            assert!(scope.expired());
+            assert!(!task.cancelled(), "the task failed with a timeout");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "waited for the block's sleep: {:?}",
+                start.elapsed()
+            );
+        }
+        spindle::Ok(())
+    });
+}
+
 /// A past deadline fires only at the next await point (asyncio schedules
 /// `_on_timeout` with `call_soon`): until then the scope is not expired and
 /// can still be moved, and then the block finishes. (Checked with CPython

@@ -189,7 +189,8 @@ pub unsafe extern "C" fn spindle_timeout_end(scope: *mut spindle_timeout, status
 }
 
 /// Moves the deadline of an entered scope to `seconds` from now (negative:
-/// no deadline).
+/// no deadline). Zero expires the scope when its task next suspends if the
+/// task itself calls this, else at once (as `Timeout::reschedule`).
 ///
 /// # Safety
 /// `scope` is NULL or a live scope.

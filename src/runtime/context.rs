@@ -61,6 +61,15 @@ pub(crate) fn with_runtime<R>(
     current_handle().map(|handle| f(&handle.shared, None))
 }
 
+/// The index of this thread's worker if it is a worker of `runtime`.
+pub(crate) fn worker_index_in(runtime: &crate::scheduler::Shared) -> Option<usize> {
+    with_worker(|worker| {
+        worker
+            .filter(|worker| ptr::eq(&**worker.shared(), runtime))
+            .map(|worker| worker.index())
+    })
+}
+
 /// Marks this thread as running `core` until the guard drops.
 pub(crate) fn enter_worker(core: &WorkerCore) -> WorkerGuard {
     CONTEXT.with(|c| c.worker.set(core));

@@ -12,7 +12,7 @@
 use super::TimerEntry;
 use crate::error::{Error, Result};
 use crate::loom::{lock, Mutex};
-use crate::runtime::{context, Handle};
+use crate::runtime::context;
 use crate::task::recycle::{Recycled, RecycledWake};
 use crate::task::AnyTask;
 use std::fmt;
@@ -103,16 +103,11 @@ impl RecycledWake for ScopeCell {
                 scope.expire();
             }
             Some(_) => {
-                // Timers fire on workers, where the runtime is at hand; a
-                // deadline the wheel calls passed by now expires at once
+                scope.arm(this);
+                // A deadline the wheel calls passed by now expires at once
                 // (the block is suspended: `due` would wait for its next
                 // poll).
-                if scope.arm(this).is_err() {
-                    scope.disarm();
-                } else if scope.due {
-                    scope.due = false;
-                    scope.expire();
-                }
+                scope.expire_if_due();
             }
             None => scope.disarm(),
         }
@@ -136,32 +131,46 @@ impl Scope {
         self.timer = None;
     }
 
-    /// Arms the timer for `self.when` (the scope is entered).
-    fn arm(&mut self, cell: &Recycled<ScopeCell>) -> Result<()> {
+    /// The block suspended, or the deadline was moved into the past from
+    /// outside the block: a deadline found already passed takes effect now.
+    fn expire_if_due(&mut self) {
+        if self.due {
+            self.due = false;
+            self.expire();
+        }
+    }
+
+    /// Whether the block runs on this thread now: the scope is entered and
+    /// the task being polled here is the one it guards.
+    fn block_runs_here(&self) -> bool {
+        self.task.as_ref().map(|task| task.raw) == context::current_task_raw()
+    }
+
+    /// Arms the timer for `self.when` (the scope is entered), on the wheel
+    /// of this thread's worker if it is one of the scope's runtime, else on
+    /// that runtime's wheel for outside timers. A deadline already passed
+    /// leaves the scope `due` instead.
+    fn arm(&mut self, cell: &Recycled<ScopeCell>) {
         self.disarm();
-        let Some(when) = self.when else {
-            return Ok(());
+        let (Some(when), Some(task)) = (self.when, &self.task) else {
+            return;
         };
-        let may_have_passed = self.may_have_passed;
-        let armed = context::with_runtime(|runtime, worker| {
-            if may_have_passed && when <= Instant::now() {
-                return None;
+        if self.may_have_passed && when <= Instant::now() {
+            self.due = true;
+            return;
+        }
+        let runtime = &task.raw.header().shared;
+        let timers = &runtime.timers;
+        let tick = timers.tick_of(when);
+        let wheel = context::worker_index_in(runtime).unwrap_or_else(|| timers.outside_wheel());
+        match timers.register(wheel, tick, &Recycled::waker(cell)) {
+            Some(entry) => {
+                runtime.timer_added(tick);
+                self.timer = Some(entry);
             }
-            let timers = &runtime.timers;
-            let tick = timers.tick_of(when);
-            let waker = Recycled::waker(cell);
-            let wheel = worker.unwrap_or_else(|| timers.outside_wheel());
-            let entry = timers.register(wheel, tick, &waker)?;
-            runtime.timer_added(tick);
-            Some(entry)
-        })
-        .ok_or_else(Handle::no_runtime)?;
-        match armed {
-            Some(entry) => self.timer = Some(entry),
-            // Already passed: expires when the block next suspends.
+            // Passed by now: the wheel refuses it.
             None => self.due = true,
         }
-        Ok(())
     }
 }
 
@@ -209,9 +218,12 @@ impl Timeout {
     }
 
     /// Moves the deadline (asyncio's `reschedule`): later lets the block run
-    /// longer, earlier (or past) fires as soon as possible, `None` disables
-    /// it. An invalid-state error before the scope is entered, after it
-    /// exited, or once it expired.
+    /// longer, earlier fires as soon as possible, `None` disables it. A
+    /// deadline already passed expires the scope at the block's next
+    /// suspension when the block itself moves it, and at once when anything
+    /// else does (another task, a thread outside the runtime). An
+    /// invalid-state error before the scope is entered, after it exited, or
+    /// once it expired.
     pub fn reschedule(&self, when: Option<Instant>) -> Result<()> {
         let mut scope = lock(&self.shared.scope);
         match scope.phase {
@@ -229,7 +241,16 @@ impl Timeout {
         }
         scope.when = when;
         scope.may_have_passed = true;
-        scope.arm(&self.shared)
+        scope.arm(&self.shared);
+        // asyncio schedules the expiry of a passed deadline with
+        // `call_soon`: it comes after the step that moved it. Moved by the
+        // block itself, that is the block's next suspension (`due`); moved
+        // from anywhere else, the block is suspended (or runs on another
+        // worker, and sees the cancellation at its next await): now.
+        if !scope.block_runs_here() {
+            scope.expire_if_due();
+        }
+        Ok(())
     }
 
     /// Runs `future` under this scope (asyncio's `async with timeout:`).
@@ -342,21 +363,11 @@ impl<F> TimeoutFuture<F> {
         scope.task = Some(task);
         scope.phase = Phase::Entered;
         self.entered = true;
-        scope.arm(&self.scope.shared)?;
-        if self.expire_at_entry && scope.due {
-            scope.due = false;
-            scope.expire();
+        scope.arm(&self.scope.shared);
+        if self.expire_at_entry {
+            scope.expire_if_due();
         }
         Ok(())
-    }
-
-    /// The block suspended: a deadline found already passed takes effect now.
-    fn expire_if_due(&self) {
-        let mut scope = lock(&self.scope.shared.scope);
-        if scope.due {
-            scope.due = false;
-            scope.expire();
-        }
     }
 
     /// asyncio's `__aexit__`.
@@ -405,7 +416,7 @@ where
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
         match future.poll(cx) {
             Poll::Pending => {
-                this.expire_if_due();
+                lock(&this.scope.shared.scope).expire_if_due();
                 Poll::Pending
             }
             Poll::Ready(outcome) => Poll::Ready(this.exit(outcome.map_err(Into::into))),

@@ -196,12 +196,12 @@ impl Timers {
             .store(wheel.next_deadline().unwrap_or(NONE), SeqCst);
     }
 
-    /// Registers a timer; `None` if `tick` has already passed (the timer
-    /// counts as fired).
-    pub(crate) fn register(&self, wheel: usize, tick: u64, waker: &Waker) -> Option<TimerEntry> {
+    /// Registers a timer that wakes `waker`; `None` if `tick` has already
+    /// passed (the timer counts as fired).
+    pub(crate) fn register(&self, wheel: usize, tick: u64, waker: Waker) -> Option<TimerEntry> {
         let slot = &self.wheels[wheel];
         let mut guard = lock(&slot.wheel);
-        let key = guard.insert(tick, waker.clone())?;
+        let key = guard.insert(tick, waker)?;
         // Publish an earlier deadline (first half of the driver handshake).
         if tick < slot.next.load(Relaxed) {
             Self::refresh(slot, &guard);
@@ -307,7 +307,9 @@ mod loom_tests {
         loom::model(|| {
             let timers = Arc::new(Timers::new(1));
             let (wakes, waker) = WakeCounter::new();
-            let entry = timers.register(0, 5, &waker).expect("tick 5 is ahead");
+            let entry = timers
+                .register(0, 5, waker.clone())
+                .expect("tick 5 is ahead");
             drop(waker);
             let firer = {
                 let timers = timers.clone();
@@ -331,7 +333,9 @@ mod loom_tests {
             let timers = Arc::new(Timers::new(1));
             let (first_wakes, first) = WakeCounter::new();
             let (second_wakes, second) = WakeCounter::new();
-            let mut entry = timers.register(0, 5, &first).expect("tick 5 is ahead");
+            let mut entry = timers
+                .register(0, 5, first.clone())
+                .expect("tick 5 is ahead");
             let firer = {
                 let timers = timers.clone();
                 thread::spawn(move || timers.process(0, 10))

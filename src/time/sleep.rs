@@ -116,7 +116,7 @@ impl Sleep {
             let timers = &shared.timers;
             let tick = timers.tick_of(deadline);
             let wheel = worker.unwrap_or_else(|| timers.outside_wheel());
-            let entry = timers.register(wheel, tick, cx.waker());
+            let entry = timers.register(wheel, tick, cx.waker().clone());
             if entry.is_some() {
                 shared.timer_added(tick);
             }

@@ -11,13 +11,14 @@
 
 use super::TimerEntry;
 use crate::error::{Error, Result};
-use crate::loom::{lock, Mutex};
+use crate::loom::{lock, AtomicBool, Mutex, MutexGuard};
 use crate::runtime::context;
 use crate::task::recycle::{Recycled, RecycledWake};
 use crate::task::AnyTask;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -52,8 +53,54 @@ pub struct Timeout {
 /// A scope's state, shared by its handles and its armed timer: the waker
 /// stored in the timer wheel is this block itself (one allocation per
 /// scope, not one per arming, and from the worker's recycled blocks).
+///
+/// `due` lives beside the lock so that the block's poll can see, without
+/// the lock, that there is nothing to expire (every time the block
+/// suspends). It is written only under the lock, and only the block's own
+/// task leaves it `true` when it unlocks (at entry, or rescheduling from
+/// inside the block); a critical section on any other thread that sets it
+/// clears it before unlocking (`Locked::expire_if_due`). The poll's load
+/// is `Relaxed`: a `true` stored by the block's task happens before its
+/// next poll (program order, and the scheduler's hand-over of the task
+/// between polls), so coherence makes the load see it or a later store; a
+/// stale `true` only sends the poll to the lock, under which `due` is
+/// read again.
 struct ScopeCell {
     scope: Mutex<Scope>,
+    /// The deadline had already passed when it was set: the scope expires
+    /// when the block next suspends (asyncio schedules `_on_timeout` with
+    /// `call_soon`), unless it is rescheduled before that.
+    due: AtomicBool,
+}
+
+impl ScopeCell {
+    #[inline]
+    fn lock(this: &Recycled<ScopeCell>) -> Locked<'_> {
+        Locked {
+            cell: this,
+            scope: lock(&this.scope),
+        }
+    }
+}
+
+/// A scope under its lock, with the cell it lives in.
+struct Locked<'a> {
+    cell: &'a Recycled<ScopeCell>,
+    scope: MutexGuard<'a, Scope>,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Scope;
+
+    fn deref(&self) -> &Scope {
+        &self.scope
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Scope {
+        &mut self.scope
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,10 +121,6 @@ struct Scope {
     cancelling_at_entry: u32,
     /// The armed timer.
     timer: Option<TimerEntry>,
-    /// The deadline had already passed when it was set: the scope expires
-    /// when the block next suspends (asyncio schedules `_on_timeout` with
-    /// `call_soon`), unless it is rescheduled before that.
-    due: bool,
     /// `when` may be in the past when the timer is armed (set by the user,
     /// not computed as now plus a positive delay); otherwise the clock is
     /// not read again at arming (a deadline passed by then is refused by
@@ -92,7 +135,7 @@ struct Scope {
 /// up to its next tick, so the scope's own timer never fires early).
 impl RecycledWake for ScopeCell {
     fn wake(this: &Recycled<ScopeCell>) {
-        let mut scope = lock(&this.scope);
+        let mut scope = ScopeCell::lock(this);
         if scope.phase != Phase::Entered {
             return;
         }
@@ -103,7 +146,7 @@ impl RecycledWake for ScopeCell {
                 scope.expire();
             }
             Some(_) => {
-                scope.arm(this);
+                scope.arm();
                 // A deadline the wheel calls passed by now expires at once
                 // (the block is suspended: `due` would wait for its next
                 // poll).
@@ -114,7 +157,7 @@ impl RecycledWake for ScopeCell {
     }
 }
 
-impl Scope {
+impl Locked<'_> {
     /// asyncio's `_on_timeout`: cancel the task, mark the scope expiring.
     fn expire(&mut self) {
         if self.phase == Phase::Entered {
@@ -125,8 +168,12 @@ impl Scope {
         }
     }
 
+    fn set_due(&self, due: bool) {
+        self.cell.due.store(due, Relaxed);
+    }
+
     fn disarm(&mut self) {
-        self.due = false;
+        self.set_due(false);
         // Dropping the entry removes the timer from its wheel.
         self.timer = None;
     }
@@ -134,8 +181,8 @@ impl Scope {
     /// The block suspended, or the deadline was moved into the past from
     /// outside the block: a deadline found already passed takes effect now.
     fn expire_if_due(&mut self) {
-        if self.due {
-            self.due = false;
+        if self.cell.due.load(Relaxed) {
+            self.set_due(false);
             self.expire();
         }
     }
@@ -150,26 +197,26 @@ impl Scope {
     /// of this thread's worker if it is one of the scope's runtime, else on
     /// that runtime's wheel for outside timers. A deadline already passed
     /// leaves the scope `due` instead.
-    fn arm(&mut self, cell: &Recycled<ScopeCell>) {
+    fn arm(&mut self) {
         self.disarm();
         let (Some(when), Some(task)) = (self.when, &self.task) else {
             return;
         };
         if self.may_have_passed && when <= Instant::now() {
-            self.due = true;
+            self.set_due(true);
             return;
         }
         let runtime = &task.raw.header().shared;
         let timers = &runtime.timers;
         let tick = timers.tick_of(when);
         let wheel = context::worker_index_in(runtime).unwrap_or_else(|| timers.outside_wheel());
-        match timers.register(wheel, tick, &Recycled::waker(cell)) {
+        match timers.register(wheel, tick, Recycled::waker(self.cell)) {
             Some(entry) => {
                 runtime.timer_added(tick);
                 self.timer = Some(entry);
             }
             // Passed by now: the wheel refuses it.
-            None => self.due = true,
+            None => self.set_due(true),
         }
     }
 }
@@ -190,9 +237,9 @@ impl Timeout {
                     task: None,
                     cancelling_at_entry: 0,
                     timer: None,
-                    due: false,
                     may_have_passed,
                 }),
+                due: AtomicBool::new(false),
             }),
         }
     }
@@ -225,7 +272,7 @@ impl Timeout {
     /// invalid-state error before the scope is entered, after it exited, or
     /// once it expired.
     pub fn reschedule(&self, when: Option<Instant>) -> Result<()> {
-        let mut scope = lock(&self.shared.scope);
+        let mut scope = ScopeCell::lock(&self.shared);
         match scope.phase {
             Phase::Entered => {}
             Phase::Created => return Err(Error::invalid_state("the timeout has not been entered")),
@@ -241,7 +288,7 @@ impl Timeout {
         }
         scope.when = when;
         scope.may_have_passed = true;
-        scope.arm(&self.shared);
+        scope.arm();
         // asyncio schedules the expiry of a passed deadline with
         // `call_soon`: it comes after the step that moved it. Moved by the
         // block itself, that is the block's next suspension (`due`); moved
@@ -256,9 +303,15 @@ impl Timeout {
     /// Runs `future` under this scope (asyncio's `async with timeout:`).
     /// A scope can be entered once; the future must be awaited in a task.
     pub fn run<F: IntoFuture>(&self, future: F) -> TimeoutFuture<F::IntoFuture> {
+        self.clone().into_run(future)
+    }
+
+    /// [`run`](Self::run) for a scope nobody else holds (`timeout`,
+    /// `timeout_at`): moved in, not cloned (two reference-count updates).
+    fn into_run<F: IntoFuture>(self, future: F) -> TimeoutFuture<F::IntoFuture> {
         TimeoutFuture {
-            scope: self.clone(),
-            entered: false,
+            scope: self,
+            stage: Stage::NotEntered,
             expire_at_entry: false,
             future: future.into_future(),
         }
@@ -290,13 +343,13 @@ impl fmt::Debug for Timeout {
 /// }).unwrap();
 /// ```
 pub fn timeout<F: IntoFuture>(delay: Duration, future: F) -> TimeoutFuture<F::IntoFuture> {
-    Timeout::after(delay).run(future)
+    Timeout::after(delay).into_run(future)
 }
 
 /// Runs `future` with the deadline `when` (`None`: no deadline), like
 /// `asyncio.timeout_at(when)`.
 pub fn timeout_at<F: IntoFuture>(when: Option<Instant>, future: F) -> TimeoutFuture<F::IntoFuture> {
-    Timeout::at(when).run(future)
+    Timeout::at(when).into_run(future)
 }
 
 /// Waits for `future` with a time limit, like `asyncio.wait_for` (3.12+):
@@ -337,11 +390,20 @@ pub type WaitFor<F> = TimeoutFuture<F>;
 #[must_use = "futures do nothing unless awaited"]
 pub struct TimeoutFuture<F> {
     scope: Timeout,
-    entered: bool,
+    stage: Stage,
     /// A deadline already passed at entry expires the scope before the
     /// guarded future is first polled (wait_for's rule).
     expire_at_entry: bool,
     future: F,
+}
+
+/// How far a [`TimeoutFuture`] is through its scope.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    NotEntered,
+    Entered,
+    /// Exited with the block's outcome: nothing is left to undo at drop.
+    Exited,
 }
 
 impl<F> TimeoutFuture<F> {
@@ -353,7 +415,7 @@ impl<F> TimeoutFuture<F> {
     fn enter(&mut self) -> Result<()> {
         let task = crate::task::current_task()?
             .ok_or_else(|| Error::runtime("a timeout scope must run inside a task"))?;
-        let mut scope = lock(&self.scope.shared.scope);
+        let mut scope = ScopeCell::lock(&self.scope.shared);
         if scope.phase != Phase::Created {
             return Err(Error::invalid_state(
                 "a timeout scope can be entered only once",
@@ -362,8 +424,8 @@ impl<F> TimeoutFuture<F> {
         scope.cancelling_at_entry = task.cancelling();
         scope.task = Some(task);
         scope.phase = Phase::Entered;
-        self.entered = true;
-        scope.arm(&self.scope.shared);
+        self.stage = Stage::Entered;
+        scope.arm();
         if self.expire_at_entry {
             scope.expire_if_due();
         }
@@ -372,7 +434,8 @@ impl<F> TimeoutFuture<F> {
 
     /// asyncio's `__aexit__`.
     fn exit<T>(&mut self, outcome: Result<T>) -> Result<T> {
-        let mut scope = lock(&self.scope.shared.scope);
+        self.stage = Stage::Exited;
+        let mut scope = ScopeCell::lock(&self.scope.shared);
         scope.disarm();
         match scope.phase {
             Phase::Expiring => {
@@ -407,7 +470,7 @@ where
         // `self`; the other fields are not pinned and are only accessed
         // through `&mut`, which never moves `future`.
         let this = unsafe { self.get_unchecked_mut() };
-        if !this.entered {
+        if this.stage == Stage::NotEntered {
             if let Err(e) = this.enter() {
                 return Poll::Ready(Err(e));
             }
@@ -416,7 +479,10 @@ where
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
         match future.poll(cx) {
             Poll::Pending => {
-                lock(&this.scope.shared.scope).expire_if_due();
+                // Without the lock: see `ScopeCell`.
+                if this.scope.shared.due.load(Relaxed) {
+                    ScopeCell::lock(&this.scope.shared).expire_if_due();
+                }
                 Poll::Pending
             }
             Poll::Ready(outcome) => Poll::Ready(this.exit(outcome.map_err(Into::into))),
@@ -426,8 +492,8 @@ where
 
 impl<F> Drop for TimeoutFuture<F> {
     fn drop(&mut self) {
-        if self.entered {
-            let mut scope = lock(&self.scope.shared.scope);
+        if self.stage == Stage::Entered {
+            let mut scope = ScopeCell::lock(&self.scope.shared);
             if matches!(scope.phase, Phase::Entered | Phase::Expiring) {
                 scope.disarm();
                 scope.phase = Phase::Exited;

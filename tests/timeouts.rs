@@ -361,6 +361,51 @@ fn case_61_a_past_deadline_set_from_outside_fires_at_once() {
     });
 }
 
+/// A block that overruns its deadline without suspending finishes, and the
+/// scope is not expired: asyncio's timer can only run between task steps,
+/// and the scope's exit cancels it. Once the block does suspend after the
+/// deadline, the scope expires. On two workers too, where another worker
+/// could fire a timer while the block runs (the timer is armed only when
+/// the block first suspends). (Checked with CPython 3.13: `time.sleep(0.05)`
+/// under `timeout(0.01)` finishes with `expired()` false; followed by
+/// `await asyncio.sleep(0.001)` it raises TimeoutError.)
+#[test]
+fn a_block_overrunning_its_deadline_without_suspending_finishes_unexpired() {
+    fn busy(duration: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < duration {
+            std::hint::spin_loop();
+        }
+    }
+    for workers in [1, 2] {
+        run_on(workers, || async {
+            let scope = Timeout::after(ms(10));
+            let value = scope
+                .run(async {
+                    busy(ms(50));
+                    spindle::Ok("finished")
+                })
+                .await?;
+            assert_eq!(value, "finished");
+            assert!(!scope.expired());
+            task_is_clean().await?;
+
+            let scope = Timeout::after(ms(10));
+            let err = scope
+                .run(async {
+                    busy(ms(50));
+                    spindle::sleep(ms(1)).await?;
+                    spindle::Ok("not reached")
+                })
+                .await
+                .unwrap_err();
+            assert!(err.is_timeout(), "{err:?}");
+            assert!(scope.expired());
+            task_is_clean().await
+        });
+    }
+}
+
 /// A past deadline fires only at the next await point (asyncio schedules
 /// `_on_timeout` with `call_soon`): until then the scope is not expired and
 /// can still be moved, and then the block finishes. (Checked with CPython

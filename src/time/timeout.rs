@@ -8,6 +8,12 @@
 //! only the scope whose own deadline fired converts the cancellation; a
 //! cancel from outside passes through untouched, and nested scopes behave
 //! as in asyncio (spec cases 63-70).
+//!
+//! A deadline can only take effect between the block's steps, so a scope
+//! whose deadline is ahead at entry registers its timer when the block
+//! first suspends: a block that finishes without suspending (an operation
+//! that was ready) never touches a timer wheel, and one that overruns its
+//! deadline without suspending finishes unexpired, as in asyncio.
 
 use super::TimerEntry;
 use crate::error::{Error, Result};
@@ -121,6 +127,10 @@ struct Scope {
     cancelling_at_entry: u32,
     /// The armed timer.
     timer: Option<TimerEntry>,
+    /// Entered with a deadline still ahead and not armed yet: the timer is
+    /// registered when the block first suspends (see
+    /// [`TimeoutFuture::enter`]).
+    arm_at_suspension: bool,
     /// `when` may be in the past when the timer is armed (set by the user,
     /// not computed as now plus a positive delay); otherwise the clock is
     /// not read again at arming (a deadline passed by then is refused by
@@ -173,6 +183,7 @@ impl Locked<'_> {
     }
 
     fn disarm(&mut self) {
+        self.arm_at_suspension = false;
         self.set_due(false);
         // Dropping the entry removes the timer from its wheel.
         self.timer = None;
@@ -237,6 +248,7 @@ impl Timeout {
                     task: None,
                     cancelling_at_entry: 0,
                     timer: None,
+                    arm_at_suspension: false,
                     may_have_passed,
                 }),
                 due: AtomicBool::new(false),
@@ -401,7 +413,10 @@ pub struct TimeoutFuture<F> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stage {
     NotEntered,
+    /// Entered; the block has not suspended yet.
     Entered,
+    /// The block has suspended at least once (the scope is armed).
+    Suspended,
     /// Exited with the block's outcome: nothing is left to undo at drop.
     Exited,
 }
@@ -425,11 +440,36 @@ impl<F> TimeoutFuture<F> {
         scope.task = Some(task);
         scope.phase = Phase::Entered;
         self.stage = Stage::Entered;
-        scope.arm();
-        if self.expire_at_entry {
-            scope.expire_if_due();
+        if scope.may_have_passed {
+            // Possibly due already: that must be known now (wait_for expires
+            // before the first poll; a timeout scope at the block's first
+            // suspension).
+            scope.arm();
+            if self.expire_at_entry {
+                scope.expire_if_due();
+            }
+        } else {
+            // A deadline ahead can only take effect once the block suspends
+            // (asyncio's timer callback runs between task steps), so the
+            // timer is registered then, and a block that finishes without
+            // suspending (an operation already ready) never touches a
+            // wheel. Moved by `reschedule` meanwhile, it is armed there.
+            scope.arm_at_suspension = true;
         }
         Ok(())
+    }
+
+    /// The block suspended for the first time: the timer of a deadline
+    /// still ahead at entry is armed now (one the wheel has seen pass
+    /// meanwhile is refused and leaves the scope due), and a deadline found
+    /// already passed takes effect.
+    fn first_suspension(&mut self) {
+        self.stage = Stage::Suspended;
+        let mut scope = ScopeCell::lock(&self.scope.shared);
+        if scope.arm_at_suspension {
+            scope.arm();
+        }
+        scope.expire_if_due();
     }
 
     /// asyncio's `__aexit__`.
@@ -479,8 +519,10 @@ where
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
         match future.poll(cx) {
             Poll::Pending => {
-                // Without the lock: see `ScopeCell`.
-                if this.scope.shared.due.load(Relaxed) {
+                if this.stage == Stage::Entered {
+                    this.first_suspension();
+                } else if this.scope.shared.due.load(Relaxed) {
+                    // Read without the lock: see `ScopeCell`.
                     ScopeCell::lock(&this.scope.shared).expire_if_due();
                 }
                 Poll::Pending
@@ -492,7 +534,7 @@ where
 
 impl<F> Drop for TimeoutFuture<F> {
     fn drop(&mut self) {
-        if self.stage == Stage::Entered {
+        if matches!(self.stage, Stage::Entered | Stage::Suspended) {
             let mut scope = ScopeCell::lock(&self.scope.shared);
             if matches!(scope.phase, Phase::Entered | Phase::Expiring) {
                 scope.disarm();

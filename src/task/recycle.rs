@@ -461,6 +461,21 @@ impl<T> Recycled<T> {
         }
     }
 
+    /// The value, if this is its only reference (as `Arc::get_mut`):
+    /// nothing else can reach it while the borrow lasts. The load is
+    /// `Acquire`, as the last drop's fence: the references dropped before
+    /// released their uses. Always `None` in helgrind builds, which do not
+    /// see that ordering (they see the value's own locks).
+    pub(crate) fn get_mut(this: &mut Recycled<T>) -> Option<&mut T> {
+        if cfg!(spindle_helgrind) || this.counted().references.load(Acquire) != 1 {
+            return None;
+        }
+        // SAFETY: the only reference is borrowed mutably, so no other
+        // exists or can be made while the borrow lasts, and the block
+        // holds a live value.
+        Some(unsafe { &mut (*this.block.as_ptr()).value })
+    }
+
     fn counted(&self) -> &Counted<T> {
         // SAFETY: the block holds a live `Counted<T>` while any reference,
         // this one included, exists.
@@ -715,6 +730,22 @@ mod tests {
             thread.join().unwrap();
         }
         assert_eq!(drops.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn only_the_only_reference_gets_the_value_mutably() {
+        let mut value = Recycled::new(1u32);
+        *Recycled::get_mut(&mut value).expect("alone") += 1;
+        let clone = value.clone();
+        assert!(Recycled::get_mut(&mut value).is_none(), "shared");
+        std::thread::spawn(move || assert_eq!(*clone, 2))
+            .join()
+            .unwrap();
+        assert_eq!(
+            Recycled::get_mut(&mut value).copied(),
+            Some(2),
+            "alone again"
+        );
     }
 
     /// Counts its wakes; its drops through the `Dropped` it holds.

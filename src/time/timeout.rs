@@ -25,6 +25,7 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::PoisonError;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -164,6 +165,20 @@ impl RecycledWake for ScopeCell {
             }
             None => scope.disarm(),
         }
+    }
+}
+
+impl Scope {
+    /// Entered in `task`. A deadline ahead can only take effect once the
+    /// block suspends (asyncio's timer callback runs between task steps),
+    /// so its timer is registered then, and a block that finishes without
+    /// suspending (an operation already ready) never touches a wheel; one
+    /// that may have passed is armed by the caller at once.
+    fn mark_entered(&mut self, task: AnyTask) {
+        self.cancelling_at_entry = task.cancelling();
+        self.task = Some(task);
+        self.phase = Phase::Entered;
+        self.arm_at_suspension = !self.may_have_passed;
     }
 }
 
@@ -435,15 +450,24 @@ impl<F> TimeoutFuture<F> {
     fn enter(&mut self) -> Result<()> {
         let task = crate::task::current_task()?
             .ok_or_else(|| Error::runtime("a timeout scope must run inside a task"))?;
+        // A scope nobody else holds (made by `timeout` and not cloned since)
+        // is entered without its lock when it arms at the block's first
+        // suspension: nothing else can look at it meanwhile.
+        if let Some(cell) = Recycled::get_mut(&mut self.scope.shared) {
+            let scope = cell.scope.get_mut().unwrap_or_else(PoisonError::into_inner);
+            if scope.phase == Phase::Created && !scope.may_have_passed {
+                scope.mark_entered(task);
+                self.stage = Stage::Entered;
+                return Ok(());
+            }
+        }
         let mut scope = ScopeCell::lock(&self.scope.shared);
         if scope.phase != Phase::Created {
             return Err(Error::invalid_state(
                 "a timeout scope can be entered only once",
             ));
         }
-        scope.cancelling_at_entry = task.cancelling();
-        scope.task = Some(task);
-        scope.phase = Phase::Entered;
+        scope.mark_entered(task);
         self.stage = Stage::Entered;
         if scope.may_have_passed {
             // Possibly due already: that must be known now (wait_for expires
@@ -453,13 +477,6 @@ impl<F> TimeoutFuture<F> {
             if self.expire_at_entry {
                 scope.expire_if_due();
             }
-        } else {
-            // A deadline ahead can only take effect once the block suspends
-            // (asyncio's timer callback runs between task steps), so the
-            // timer is registered then, and a block that finishes without
-            // suspending (an operation already ready) never touches a
-            // wheel. Moved by `reschedule` meanwhile, it is armed there.
-            scope.arm_at_suspension = true;
         }
         Ok(())
     }

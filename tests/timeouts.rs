@@ -379,17 +379,22 @@ fn a_block_overrunning_its_deadline_without_suspending_finishes_unexpired() {
     }
     for workers in [1, 2] {
         run_on(workers, || async {
-            let scope = Timeout::after(ms(10));
-            let value = scope
-                .run(async {
-                    busy(ms(50));
-                    spindle::Ok("finished")
-                })
-                .await?;
-            assert_eq!(value, "finished");
-            assert!(!scope.expired());
-            task_is_clean().await?;
-
+            // A delay, and a deadline (which may have passed at entry, so
+            // the scope looks at the clock there).
+            for scope in [
+                Timeout::after(ms(10)),
+                Timeout::at(Some(Instant::now() + ms(10))),
+            ] {
+                let value = scope
+                    .run(async {
+                        busy(ms(50));
+                        spindle::Ok("finished")
+                    })
+                    .await?;
+                assert_eq!(value, "finished");
+                assert!(!scope.expired());
+                task_is_clean().await?;
+            }
             let scope = Timeout::after(ms(10));
             let err = scope
                 .run(async {

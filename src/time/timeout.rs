@@ -128,9 +128,8 @@ struct Scope {
     cancelling_at_entry: u32,
     /// The armed timer.
     timer: Option<TimerEntry>,
-    /// Entered with a deadline still ahead and not armed yet: the timer is
-    /// registered when the block first suspends (see
-    /// [`TimeoutFuture::enter`]).
+    /// Entered and not armed yet: the timer is registered when the block
+    /// first suspends (see [`Scope::mark_entered`]).
     arm_at_suspension: bool,
     /// `when` may be in the past when the timer is armed (set by the user,
     /// not computed as now plus a positive delay); otherwise the clock is
@@ -169,16 +168,16 @@ impl RecycledWake for ScopeCell {
 }
 
 impl Scope {
-    /// Entered in `task`. A deadline ahead can only take effect once the
-    /// block suspends (asyncio's timer callback runs between task steps),
-    /// so its timer is registered then, and a block that finishes without
-    /// suspending (an operation already ready) never touches a wheel; one
-    /// that may have passed is armed by the caller at once.
+    /// Entered in `task`. A deadline can only take effect once the block
+    /// suspends (asyncio's timer callback runs between task steps), so its
+    /// timer is registered then, and a block that finishes without
+    /// suspending (an operation already ready) never touches a wheel. (A
+    /// deadline already passed at entry is the caller's to find.)
     fn mark_entered(&mut self, task: AnyTask) {
         self.cancelling_at_entry = task.cancelling();
         self.task = Some(task);
         self.phase = Phase::Entered;
-        self.arm_at_suspension = !self.may_have_passed;
+        self.arm_at_suspension = true;
     }
 }
 
@@ -451,8 +450,8 @@ impl<F> TimeoutFuture<F> {
         let task = crate::task::current_task()?
             .ok_or_else(|| Error::runtime("a timeout scope must run inside a task"))?;
         // A scope nobody else holds (made by `timeout` and not cloned since)
-        // is entered without its lock when it arms at the block's first
-        // suspension: nothing else can look at it meanwhile.
+        // is entered without its lock when its deadline cannot have passed
+        // yet: nothing else can look at it meanwhile.
         if let Some(cell) = Recycled::get_mut(&mut self.scope.shared) {
             let scope = cell.scope.get_mut().unwrap_or_else(PoisonError::into_inner);
             if scope.phase == Phase::Created && !scope.may_have_passed {
@@ -469,11 +468,12 @@ impl<F> TimeoutFuture<F> {
         }
         scope.mark_entered(task);
         self.stage = Stage::Entered;
-        if scope.may_have_passed {
-            // Possibly due already: that must be known now (wait_for expires
-            // before the first poll; a timeout scope at the block's first
-            // suspension).
-            scope.arm();
+        // Possibly passed already: that must be known now (wait_for expires
+        // before the first poll; a timeout scope at the block's first
+        // suspension).
+        if scope.may_have_passed && scope.when.is_some_and(|when| when <= Instant::now()) {
+            scope.arm_at_suspension = false;
+            scope.set_due(true);
             if self.expire_at_entry {
                 scope.expire_if_due();
             }

@@ -709,8 +709,10 @@ int spindle_timeout_end(struct spindle_timeout *scope, int status);
 
 /**
  * Moves the deadline of an entered scope to `seconds` from now (negative:
- * no deadline). Zero expires the scope when its task next suspends if the
- * task itself calls this, else at once (as `Timeout::reschedule`).
+ * no deadline). Zero (a deadline already passed) expires the scope at
+ * once, whoever calls this (the scope's task, another task, a thread
+ * outside the runtime): its task sees the cancellation at its next
+ * blocking call.
  *
  * # Safety
  * `scope` is NULL or a live scope.

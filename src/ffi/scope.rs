@@ -189,8 +189,10 @@ pub unsafe extern "C" fn spindle_timeout_end(scope: *mut spindle_timeout, status
 }
 
 /// Moves the deadline of an entered scope to `seconds` from now (negative:
-/// no deadline). Zero expires the scope when its task next suspends if the
-/// task itself calls this, else at once (as `Timeout::reschedule`).
+/// no deadline). Zero (a deadline already passed) expires the scope at
+/// once, whoever calls this (the scope's task, another task, a thread
+/// outside the runtime): its task sees the cancellation at its next
+/// blocking call.
 ///
 /// # Safety
 /// `scope` is NULL or a live scope.
@@ -208,7 +210,7 @@ pub unsafe extern "C" fn spindle_timeout_reschedule(
             Ok(limit) => limit.and_then(|d| Instant::now().checked_add(d)),
             Err(code) => return code,
         };
-        super::status(scope.scope.reschedule(when))
+        super::status(scope.scope.reschedule_from_c(when))
     })
 }
 

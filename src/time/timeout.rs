@@ -303,6 +303,21 @@ impl Timeout {
     /// invalid-state error before the scope is entered, after it exited, or
     /// once it expired.
     pub fn reschedule(&self, when: Option<Instant>) -> Result<()> {
+        self.move_deadline(when, false)
+    }
+
+    /// [`reschedule`](Self::reschedule) for a scope entered from C, whose
+    /// block is C code between `spindle_timeout_begin` and `_end`: its
+    /// suspensions are its blocking calls, which the scope does not see, so
+    /// a deadline already passed expires the scope at once, whoever moves
+    /// it (the C code sees the cancellation at its next blocking call).
+    pub(crate) fn reschedule_from_c(&self, when: Option<Instant>) -> Result<()> {
+        self.move_deadline(when, true)
+    }
+
+    /// Moves the deadline; a passed one expires the scope at once if
+    /// `expire_now` or if the block is not what runs here.
+    fn move_deadline(&self, when: Option<Instant>, expire_now: bool) -> Result<()> {
         let mut scope = ScopeCell::lock(&self.shared);
         match scope.phase {
             Phase::Entered => {}
@@ -325,7 +340,7 @@ impl Timeout {
         // block itself, that is the block's next suspension (`due`); moved
         // from anywhere else, the block is suspended (or runs on another
         // worker, and sees the cancellation at its next await): now.
-        if !scope.block_runs_here() {
+        if expire_now || !scope.block_runs_here() {
             scope.expire_if_due();
         }
         Ok(())

@@ -18,75 +18,67 @@ static void sleep_ms(long ms) {
     nanosleep(&delay, NULL);
 }
 
-/* The scope to move, and whether its task is sleeping in it yet. */
-static spindle_timeout *shared_scope;
-static atomic_int sleeping;
-
-/* Moves the shared scope's deadline to now once its task sleeps. */
-static int move_from_a_task(void *arg, void **result) {
-    (void)arg;
+/* Moves the scope's deadline to now, 10 ms after it is started (the
+ * scope's task is asleep by then; if not, it sees the cancellation at its
+ * sleep all the same). */
+static int move_from_a_task(void *scope, void **result) {
     (void)result;
-    while (!atomic_load(&sleeping))
-        CHECK_RC(spindle_sleep(0.001), SPINDLE_OK);
     CHECK_RC(spindle_sleep(0.01), SPINDLE_OK);
-    CHECK_RC(spindle_timeout_reschedule(shared_scope, 0.0), SPINDLE_OK);
+    CHECK_RC(spindle_timeout_reschedule(scope, 0.0), SPINDLE_OK);
     return 0;
 }
 
 /* The same from a thread that is not the runtime's. */
-static void *move_from_a_thread(void *arg) {
-    (void)arg;
-    while (!atomic_load(&sleeping))
-        sleep_ms(1);
+static void *move_from_a_thread(void *scope) {
     sleep_ms(10);
-    CHECK_RC(spindle_timeout_reschedule(shared_scope, 0.0), SPINDLE_OK);
+    CHECK_RC(spindle_timeout_reschedule(scope, 0.0), SPINDLE_OK);
     return NULL;
 }
 
-/* Sleeps 30 s in a 100 s scope that something else moves to now. */
-static void sleep_until_moved(void) {
+enum mover { BY_A_TASK, BY_A_THREAD, BY_ITSELF };
+
+/* Sleeps 30 s in a 100 s scope whose deadline `mover` moves to now. */
+static void sleep_until_moved(enum mover mover) {
     double start = now();
-    CHECK_RC(spindle_timeout_begin(100.0, &shared_scope), SPINDLE_OK);
-    atomic_store(&sleeping, 1);
+    spindle_timeout *scope = NULL;
+    CHECK_RC(spindle_timeout_begin(100.0, &scope), SPINDLE_OK);
+    spindle_task *task = NULL;
+    pthread_t thread;
+    switch (mover) {
+    case BY_A_TASK:
+        CHECK_RC(spindle_spawn(move_from_a_task, scope, "mover", &task), SPINDLE_OK);
+        break;
+    case BY_A_THREAD:
+        CHECK(pthread_create(&thread, NULL, move_from_a_thread, scope) == 0);
+        break;
+    case BY_ITSELF:
+        CHECK_RC(spindle_timeout_reschedule(scope, 0.0), SPINDLE_OK);
+        break;
+    }
     int rc = spindle_sleep(30.0);
     CHECK_RC(rc, SPINDLE_ECANCELED);
-    CHECK_RC(spindle_timeout_end(shared_scope, rc), SPINDLE_ETIMEDOUT);
+    CHECK_RC(spindle_timeout_end(scope, rc), SPINDLE_ETIMEDOUT);
+    if (mover == BY_A_TASK) {
+        CHECK_RC(spindle_task_join(task, NULL), SPINDLE_OK);
+        CHECK_RC(spindle_task_free(task), SPINDLE_OK);
+    } else if (mover == BY_A_THREAD) {
+        CHECK(pthread_join(thread, NULL) == 0);
+    }
     int expired = 0;
-    CHECK_RC(spindle_timeout_expired(shared_scope, &expired), SPINDLE_OK);
+    CHECK_RC(spindle_timeout_expired(scope, &expired), SPINDLE_OK);
     CHECK(expired == 1);
-    CHECK_RC(spindle_timeout_free(shared_scope), SPINDLE_OK);
+    CHECK_RC(spindle_timeout_free(scope), SPINDLE_OK);
     /* Generous: the move comes after about 10 ms; waiting for the sleep
      * would take 30 s. */
     CHECK(now() - start < 10.0);
-    atomic_store(&sleeping, 0);
 }
 
 static int reschedule_main(void *arg, void **result) {
     (void)arg;
     (void)result;
-    /* From another task. */
-    spindle_task *mover = NULL;
-    CHECK_RC(spindle_spawn(move_from_a_task, NULL, "mover", &mover), SPINDLE_OK);
-    sleep_until_moved();
-    CHECK_RC(spindle_task_join(mover, NULL), SPINDLE_OK);
-    CHECK_RC(spindle_task_free(mover), SPINDLE_OK);
-
-    /* From a plain thread. */
-    pthread_t thread;
-    CHECK(pthread_create(&thread, NULL, move_from_a_thread, NULL) == 0);
-    sleep_until_moved();
-    CHECK(pthread_join(thread, NULL) == 0);
-
-    /* By the scope's own task: its next blocking call sees it. */
-    double start = now();
-    spindle_timeout *scope = NULL;
-    CHECK_RC(spindle_timeout_begin(100.0, &scope), SPINDLE_OK);
-    CHECK_RC(spindle_timeout_reschedule(scope, 0.0), SPINDLE_OK);
-    int rc = spindle_sleep(30.0);
-    CHECK_RC(rc, SPINDLE_ECANCELED);
-    CHECK_RC(spindle_timeout_end(scope, rc), SPINDLE_ETIMEDOUT);
-    CHECK_RC(spindle_timeout_free(scope), SPINDLE_OK);
-    CHECK(now() - start < 10.0);
+    sleep_until_moved(BY_A_TASK);
+    sleep_until_moved(BY_A_THREAD);
+    sleep_until_moved(BY_ITSELF);
     return 0;
 }
 

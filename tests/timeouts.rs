@@ -32,6 +32,26 @@ async fn task_is_clean() -> spindle::Result<()> {
     Ok(())
 }
 
+/// Spawns a task that enters `scope` and sleeps `duration` in it; returns
+/// once the scope is entered.
+async fn spawn_sleeping_in(
+    scope: &Timeout,
+    duration: Duration,
+) -> spindle::Result<spindle::Task<()>> {
+    let entered = spindle::Promise::<()>::new();
+    let (scope, signal) = (scope.clone(), entered.clone());
+    let task = spindle::spawn(async move {
+        scope
+            .run(async move {
+                signal.set_result(())?;
+                spindle::sleep(duration).await
+            })
+            .await
+    });
+    entered.await?;
+    Ok(task)
+}
+
 /// A user error (Python's `KeyError` / `ZeroDivisionError` in the tests).
 #[derive(Debug)]
 struct MyError;
@@ -324,16 +344,7 @@ fn case_61_a_past_deadline_set_from_outside_fires_at_once() {
     run_on(2, || async {
         for from_plain_thread in [false, true] {
             let scope = Timeout::after(Duration::from_secs(100));
-            let entered = spindle::Promise::<()>::new();
-            let (s, e) = (scope.clone(), entered.clone());
-            let task = spindle::spawn(async move {
-                s.run(async move {
-                    e.set_result(())?;
-                    spindle::sleep(Duration::from_secs(50)).await
-                })
-                .await
-            });
-            entered.await?;
+            let task = spawn_sleeping_in(&scope, Duration::from_secs(50)).await?;
             let start = Instant::now();
             let past = Some(start - ms(1));
             if from_plain_thread {
@@ -370,7 +381,7 @@ fn case_61_a_past_deadline_set_from_outside_fires_at_once() {
 /// under `timeout(0.01)` finishes with `expired()` false; followed by
 /// `await asyncio.sleep(0.001)` it raises TimeoutError.)
 #[test]
-fn a_block_overrunning_its_deadline_without_suspending_finishes_unexpired() {
+fn case_60_a_block_overrunning_its_deadline_without_suspending_finishes_unexpired() {
     fn busy(duration: Duration) {
         let start = Instant::now();
         while start.elapsed() < duration {
@@ -455,16 +466,7 @@ fn case_61_reschedule_from_another_task() {
         let deadline1 = Instant::now() + Duration::from_secs(10);
         let deadline2 = deadline1 + Duration::from_secs(20);
         let scope = Timeout::at(Some(deadline1));
-        let entered = spindle::Promise::<()>::new();
-        let (s, e) = (scope.clone(), entered.clone());
-        let task = spindle::spawn(async move {
-            s.run(async move {
-                e.set_result(())?;
-                spindle::sleep(Duration::from_secs(50)).await
-            })
-            .await
-        });
-        entered.await?;
+        let task = spawn_sleeping_in(&scope, Duration::from_secs(50)).await?;
         assert_eq!(scope.when(), Some(deadline1));
         scope.reschedule(Some(deadline2))?;
         assert_eq!(scope.when(), Some(deadline2));
@@ -477,16 +479,7 @@ fn case_61_reschedule_from_another_task() {
         assert!(!scope.expired());
         // Moved to a near deadline from outside: it fires.
         let scope = Timeout::after(Duration::from_secs(10));
-        let entered = spindle::Promise::<()>::new();
-        let (s, e) = (scope.clone(), entered.clone());
-        let task = spindle::spawn(async move {
-            s.run(async move {
-                e.set_result(())?;
-                spindle::sleep(Duration::from_secs(50)).await
-            })
-            .await
-        });
-        entered.await?;
+        let task = spawn_sleeping_in(&scope, Duration::from_secs(50)).await?;
         let start = Instant::now();
         scope.reschedule(Some(Instant::now() + ms(20)))?;
         let err = task.clone().await.unwrap_err();
@@ -822,16 +815,7 @@ fn case_65_foreign_cancel_is_not_a_timeout() {
 
         // Another task cancels it while it sleeps in the scope.
         let scope = Timeout::after(Duration::from_secs(10));
-        let entered = spindle::Promise::<()>::new();
-        let (s, e) = (scope.clone(), entered.clone());
-        let task = spindle::spawn(async move {
-            s.run(async move {
-                e.set_result(())?;
-                spindle::sleep(Duration::from_secs(10)).await
-            })
-            .await
-        });
-        entered.await?;
+        let task = spawn_sleeping_in(&scope, Duration::from_secs(10)).await?;
         let start = Instant::now();
         task.cancel_with("from outside");
         let err = task.clone().await.unwrap_err();

@@ -212,6 +212,12 @@ impl Locked<'_> {
         }
     }
 
+    /// Whether the deadline may have been set in the past and has passed
+    /// (the clock is read only then; see `Scope::may_have_passed`).
+    fn passed_already(&self) -> bool {
+        self.may_have_passed && self.when.is_some_and(|when| when <= Instant::now())
+    }
+
     /// Whether the block runs on this thread now: the scope is entered and
     /// the task being polled here is the one it guards.
     fn block_runs_here(&self) -> bool {
@@ -224,13 +230,13 @@ impl Locked<'_> {
     /// leaves the scope `due` instead.
     fn arm(&mut self) {
         self.disarm();
-        let (Some(when), Some(task)) = (self.when, &self.task) else {
-            return;
-        };
-        if self.may_have_passed && when <= Instant::now() {
+        if self.passed_already() {
             self.set_due(true);
             return;
         }
+        let (Some(when), Some(task)) = (self.when, &self.task) else {
+            return;
+        };
         let runtime = &task.raw.header().shared;
         let timers = &runtime.timers;
         let tick = timers.tick_of(when);
@@ -486,7 +492,7 @@ impl<F> TimeoutFuture<F> {
         // Possibly passed already: that must be known now (wait_for expires
         // before the first poll; a timeout scope at the block's first
         // suspension).
-        if scope.may_have_passed && scope.when.is_some_and(|when| when <= Instant::now()) {
+        if scope.passed_already() {
             scope.arm_at_suspension = false;
             scope.set_due(true);
             if self.expire_at_entry {
